@@ -1,0 +1,75 @@
+//! Compute backends, chosen at run time: burn's `flex` CPU backend (pure Rust,
+//! SIMD + rayon; also runs on wasm) or wgpu (Vulkan / Metal / DX12 / WebGPU).
+//!
+//! All tensors in curvlab are f32. Every number is computed by the same code on
+//! every backend; only the device differs.
+
+use std::sync::OnceLock;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which compute backend runs the tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn's `flex` CPU backend (SIMD + rayon).
+    #[default]
+    Cpu,
+    /// wgpu on the default adapter (a GPU; a software Vulkan driver also works).
+    Wgpu,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "wgpu",
+        })
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" | "flex" => Ok(BackendKind::Cpu),
+            "wgpu" | "gpu" => Ok(BackendKind::Wgpu),
+            other => Err(Error::Config(format!("unknown backend '{other}' (expected cpu or wgpu)"))),
+        }
+    }
+}
+
+/// The (non-autodiff) device for `kind`. wgpu is initialised once per process;
+/// if no adapter can be acquired this returns [`Error::Backend`] with a hint.
+pub fn device(kind: BackendKind) -> Result<Device> {
+    match kind {
+        BackendKind::Cpu => Ok(Device::flex()),
+        BackendKind::Wgpu => wgpu_device(),
+    }
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn wgpu_device() -> Result<Device> {
+    static WGPU: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+    WGPU.get_or_init(|| {
+        Device::wgpu_options().init().map_err(|e| {
+            format!("wgpu found no usable adapter ({e}); install a Vulkan/Metal/DX12 driver or use --backend cpu")
+        })
+    })
+    .clone()
+    .map_err(Error::Backend)
+}
+
+#[cfg(target_family = "wasm")]
+fn wgpu_device() -> Result<Device> {
+    static _UNUSED: OnceLock<()> = OnceLock::new();
+    Err(Error::Backend("on wasm, initialise wgpu asynchronously (init_async) in the app".into()))
+}
+
+/// Waits for queued work on `device` (for timing).
+pub fn sync(device: &Device) -> Result<()> {
+    device.sync().map_err(|e| Error::Backend(format!("{e:?}")))
+}

@@ -1,0 +1,59 @@
+//! One error type for the library. Every variant names the object that failed
+//! (a path, a byte offset, a shape, a config field) so the CLI can print one
+//! clear line.
+
+use std::path::PathBuf;
+
+/// Errors returned by curvlab's core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file that must exist is absent.
+    #[error("{path}: file not found ({what})")]
+    MissingFile { path: PathBuf, what: String },
+
+    /// A file exists but could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A binary dataset file whose length is not a whole number of records.
+    #[error("{path}: truncated or wrong record size: {len} bytes is not a multiple of the {record}-byte record (last record starts at offset {offset})")]
+    RecordSize { path: PathBuf, len: u64, record: usize, offset: u64 },
+
+    /// A label outside 0..classes.
+    #[error("{path}: record {record} (offset {offset}): label {label} out of range 0..{classes}")]
+    LabelOutOfRange { path: PathBuf, record: usize, offset: u64, label: u32, classes: usize },
+
+    /// Tensor shapes that cannot work together.
+    #[error("shape error: {0}")]
+    Shape(String),
+
+    /// A configuration value that cannot work.
+    #[error("config error: {0}")]
+    Config(String),
+
+    /// Weights file problems (format, names, shapes).
+    #[error("{path}: {msg}")]
+    Weights { path: PathBuf, msg: String },
+
+    /// The compute backend failed (e.g. no wgpu adapter).
+    #[error("backend error: {0}")]
+    Backend(String),
+}
+
+/// Result alias for curvlab's core.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wrap an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::MissingFile { path: path.into(), what: source.to_string() }
+        } else {
+            Error::Io { path: path.into(), source }
+        }
+    }
+}

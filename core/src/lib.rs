@@ -1,0 +1,43 @@
+//! # curvlab — loss curvature and input–output Jacobians of deep networks
+//!
+//! Measures what the paper "On progressive sharpening, flat minima and
+//! generalisation" reasons about, through training:
+//!
+//! | paper concept | module |
+//! |---|---|
+//! | data, input normalisation, δ-good synthetic data (Thm 4.2) | [`data`] |
+//! | models f(x; θ) (MLP, CNN), PyTorch-layout weights | [`models`], [`weights`] |
+//! | losses c(z, t), label smoothing, KL form (Fig. 1) | [`loss`] |
+//! | the data loss ℓ_S(θ) over a sample, its gradient | [`objective`] |
+//! | Hessian- and Gauss–Newton-vector products (eq. 3) | [`hvp`] |
+//! | Lanczos eigen-solver (pure linear algebra) | [`lanczos`] |
+//! | sharpness λ_max(∇²ℓ_S), Gauss–Newton top eigenvalue | [`sharpness`] |
+//! | exact per-sample Jacobian spectral norms ‖J_i‖₂ | [`jacobian`] |
+//! | Theorem 5.1 data bound, covering radius δ(N, ε) (eqs. 6, 7) | [`bound`] |
+//! | training (GD, SGD, momentum, weight decay) | [`train`] |
+//! | one measurement of everything on a model | [`measure`] |
+//! | a whole run: config, training loop, measurements every M steps | [`experiment`] |
+//! | results rows (`metrics.jsonl`) | [`record`] |
+//!
+//! Every number is computed here; the CLI and the browser app are thin shells.
+
+pub mod backend;
+pub mod bound;
+pub mod data;
+pub mod error;
+pub mod experiment;
+pub mod hvp;
+pub mod jacobian;
+pub mod lanczos;
+pub mod linalg;
+pub mod loss;
+pub mod measure;
+pub mod models;
+pub mod objective;
+pub mod record;
+pub mod rng;
+pub mod sharpness;
+pub mod train;
+pub mod weights;
+
+pub use error::{Error, Result};

@@ -1,0 +1,185 @@
+//! The data loss ℓ_S(θ) = (1/|S|) Σ_i c(f(x_i; θ), t_i) over a sample held on
+//! the device in fixed chunks, its value and its gradient.
+//!
+//! Chunks bound memory: the gradient is accumulated chunk by chunk, each
+//! chunk's loss scaled by 1/|S|, so the result is the full-sample gradient.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::data::Dataset;
+use crate::loss::{LossConfig, LossKind};
+use crate::models::{forward, tensor_to_vec, Architecture, Gate, Gates};
+use crate::{Error, Result};
+
+/// A chunk of examples on the device.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// Inputs `[B, d]`.
+    pub x: Tensor<2>,
+    /// Targets `[B, C]`.
+    pub t: Tensor<2>,
+    /// Labels (host).
+    pub y: Vec<u32>,
+}
+
+/// A sample S on the device: inputs, targets and labels, in chunks.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub chunks: Vec<Chunk>,
+    /// |S|
+    pub n: usize,
+    /// C
+    pub classes: usize,
+    /// Σ_i H(t_i) / |S| (the KL-form offset).
+    pub mean_entropy: f64,
+}
+
+impl Sample {
+    /// Uploads `data` with targets from `loss`, in chunks of at most `chunk` examples.
+    pub fn new(data: &Dataset, loss: &LossConfig, chunk: usize, device: &Device) -> Result<Sample> {
+        if data.is_empty() {
+            return Err(Error::Config(format!("{}: empty sample", data.name)));
+        }
+        let chunk = chunk.max(1);
+        let d = data.input_len();
+        let c = data.classes;
+        let mut chunks = Vec::new();
+        let mut entropy = 0.0;
+        for start in (0..data.len()).step_by(chunk) {
+            let end = (start + chunk).min(data.len());
+            let b = end - start;
+            let y = data.y[start..end].to_vec();
+            let t = loss.targets(&y, c);
+            entropy += t.chunks(c).map(|row| loss.entropy_offset(row)).sum::<f64>();
+            chunks.push(Chunk {
+                x: Tensor::from_data(TensorData::new(data.x[start * d..end * d].to_vec(), [b, d]), device),
+                t: Tensor::from_data(TensorData::new(t, [b, c]), device),
+                y,
+            });
+        }
+        Ok(Sample { chunks, n: data.len(), classes: c, mean_entropy: entropy / data.len() as f64 })
+    }
+}
+
+/// Loss, KL-form loss and accuracy over a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossEval {
+    /// ℓ_S (mean c).
+    pub loss: f64,
+    /// ℓ_S − mean H(t).
+    pub loss_kl: f64,
+    /// Fraction of examples whose argmax logit is the label.
+    pub accuracy: f64,
+    /// max_i (c_i − H(t_i)): the per-example KL-form loss used by the data bound.
+    pub max_example_loss_kl: f64,
+}
+
+/// Evaluates ℓ_S, its KL form, accuracy and the largest per-example loss.
+pub fn evaluate(arch: &Architecture, params: &[Tensor<1>], sample: &Sample, loss: &LossConfig) -> LossEval {
+    let mut sum = 0.0;
+    let mut correct = 0usize;
+    let mut max_kl = f64::NEG_INFINITY;
+    for ch in &sample.chunks {
+        let z = forward(arch, params, ch.x.clone(), Gates::Free);
+        let per = tensor_to_vec(&loss.per_example(z.clone(), ch.t.clone()));
+        let targets = tensor_to_vec(&ch.t);
+        let logits = tensor_to_vec(&z);
+        for (i, &ci) in per.iter().enumerate() {
+            let row = &logits[i * sample.classes..(i + 1) * sample.classes];
+            let pred = row.iter().enumerate().fold(0, |b, (k, v)| if *v > row[b] { k } else { b });
+            correct += usize::from(pred == ch.y[i] as usize);
+            sum += ci as f64;
+            let off = loss.entropy_offset(&targets[i * sample.classes..(i + 1) * sample.classes]);
+            let kl = ci as f64 - off;
+            max_kl = if kl.is_nan() || max_kl.is_nan() { f64::NAN } else { max_kl.max(kl) };
+        }
+    }
+    let l = sum / sample.n as f64;
+    LossEval {
+        loss: l,
+        loss_kl: match loss.kind {
+            LossKind::CrossEntropy => l - sample.mean_entropy,
+            LossKind::Square => l,
+        },
+        accuracy: correct as f64 / sample.n as f64,
+        max_example_loss_kl: max_kl,
+    }
+}
+
+/// Records the gates (ReLU / max-pool) of the forward pass at `params` for
+/// every chunk of `sample` (empty lists for gate-free models).
+pub fn record_gates(arch: &Architecture, params: &[Tensor<1>], sample: &Sample) -> Vec<Vec<Gate>> {
+    sample
+        .chunks
+        .iter()
+        .map(|ch| {
+            let mut g = Vec::new();
+            if arch.has_gates() {
+                let _ = forward(arch, params, ch.x.clone(), Gates::Record(&mut g));
+            }
+            g
+        })
+        .collect()
+}
+
+/// ℓ_S(θ) and ∇_θ ℓ_S(θ) (one flat tensor per parameter), with the gates of
+/// each chunk fixed to `gates` when given (for finite-difference curvature).
+pub fn loss_and_gradient(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    sample: &Sample,
+    loss: &LossConfig,
+    gates: Option<&[Vec<Gate>]>,
+) -> (f64, Vec<Tensor<1>>) {
+    let leaves: Vec<Tensor<1>> = params.iter().map(|p| p.clone().autodiff().require_grad()).collect();
+    let scale = 1.0 / sample.n as f64;
+    let mut grad: Option<Vec<Tensor<1>>> = None;
+    let mut total: Option<Tensor<1>> = None;
+    for (ci, ch) in sample.chunks.iter().enumerate() {
+        let g = match gates {
+            Some(gs) if arch.has_gates() => Gates::Fixed(&gs[ci]),
+            _ => Gates::Free,
+        };
+        let z = forward(arch, &leaves, ch.x.clone(), g);
+        let l = loss.per_example(z, ch.t.clone()).sum().mul_scalar(scale);
+        let grads = l.backward();
+        let lv = l.inner();
+        total = Some(match total {
+            None => lv,
+            Some(t) => t + lv,
+        });
+        let gi: Vec<Tensor<1>> = leaves
+            .iter()
+            .zip(params)
+            .map(|(leaf, p)| leaf.grad(&grads).unwrap_or_else(|| p.zeros_like()))
+            .collect();
+        grad = Some(match grad {
+            None => gi,
+            Some(acc) => acc.into_iter().zip(gi).map(|(a, b)| a + b).collect(),
+        });
+    }
+    let total = total.expect("sample has at least one chunk");
+    (tensor_to_vec(&total)[0] as f64, grad.expect("sample has at least one chunk"))
+}
+
+/// Flattens parameter-shaped tensors into one host vector (f64).
+pub fn flatten_to_host(ts: &[Tensor<1>]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for t in ts {
+        out.extend(tensor_to_vec(t).into_iter().map(f64::from));
+    }
+    out
+}
+
+/// Splits a flat host vector into device tensors shaped like `like`.
+pub fn unflatten_from_host(v: &[f64], like: &[Tensor<1>]) -> Vec<Tensor<1>> {
+    let mut off = 0;
+    like.iter()
+        .map(|p| {
+            let n = p.dims()[0];
+            let vals: Vec<f32> = v[off..off + n].iter().map(|&x| x as f32).collect();
+            off += n;
+            Tensor::from_data(TensorData::new(vals, [n]), &p.device())
+        })
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! Command-line arguments. Each flag maps to one field of core's configs
+//! (`curvlab::experiment::RunConfig` and friends); `///` comments are the help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// curvlab: loss curvature (sharpness) and input–output Jacobian norms of deep
+/// networks, measured through training.
+#[derive(Parser, Debug)]
+#[command(name = "curvlab", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model and measure sharpness, Jacobian norms and losses every M steps.
+    Run(RunArgs),
+    /// Measure a trained MLP (safetensors, PyTorch layout) on CIFAR-10 data; prints one JSON object.
+    Measure(MeasureArgs),
+    /// The paper's bound quantities: covering radius δ(N, ε) and the Theorem 5.1 data bound.
+    Bound {
+        #[command(subcommand)]
+        which: BoundCommand,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Backend {
+    /// burn's flex CPU backend (SIMD + rayon)
+    Cpu,
+    /// wgpu (Vulkan / Metal / DX12)
+    Wgpu,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Loss {
+    /// softmax cross-entropy
+    Ce,
+    /// ½‖z − s_out·t‖²
+    Square,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Act {
+    Relu,
+    Tanh,
+    Gelu,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModelFamily {
+    Mlp,
+    Cnn,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// TOML file with a run configuration (any subset of config.json's fields); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output directory for config.json, metrics.jsonl, plot.png, model.safetensors [default: runs/run-<unix time>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Compute backend [default: cpu].
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Seed of weights, data and minibatch order [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Data: "synthetic" (embedded δ-good data) or a CIFAR-10/100 directory.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// CIFAR: train on this many examples (class-balanced).
+    #[arg(long)]
+    pub train_samples: Option<usize>,
+    /// CIFAR: evaluate on this many test examples (class-balanced).
+    #[arg(long)]
+    pub test_samples: Option<usize>,
+    /// Input scale s_in (App. C.2).
+    #[arg(long)]
+    pub input_scale: Option<f32>,
+    /// Synthetic data: intrinsic dimension k.
+    #[arg(long)]
+    pub intrinsic_dim: Option<usize>,
+    /// Synthetic data: ambient dimension d.
+    #[arg(long)]
+    pub ambient_dim: Option<usize>,
+    /// Synthetic data: number of classes.
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// Synthetic data: training examples.
+    #[arg(long)]
+    pub n_train: Option<usize>,
+    /// Synthetic data: test examples.
+    #[arg(long)]
+    pub n_test: Option<usize>,
+    /// Model family.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelFamily>,
+    /// MLP hidden widths, comma-separated (e.g. 512,512).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// CNN channels per conv block, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Option<Vec<usize>>,
+    /// Nonlinearity.
+    #[arg(long, value_enum)]
+    pub activation: Option<Act>,
+    /// Loss.
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
+    /// Label smoothing α.
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
+    /// Square loss target scale s_out.
+    #[arg(long)]
+    pub target_scale: Option<f64>,
+    /// Learning rate η.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Minibatch size; 0 = full batch (GD).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Momentum μ.
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Weight decay λ.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Optimiser steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Measure every M steps.
+    #[arg(long)]
+    pub measure_every: Option<u64>,
+    /// Measurement subset size (first N training examples).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Number of top Hessian eigenvalues.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Lanczos relative tolerance.
+    #[arg(long)]
+    pub tol: Option<f64>,
+    /// Skip the Gauss–Newton eigenvalue.
+    #[arg(long)]
+    pub no_gn: bool,
+    /// Skip the Jacobian norms.
+    #[arg(long)]
+    pub no_jacobian: bool,
+    /// Skip the Theorem 5.1 data bound.
+    #[arg(long)]
+    pub no_bound: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MeasureArgs {
+    /// MLP weights (safetensors; `layers.{i}.weight` [out, in], `layers.{i}.bias` [out]).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// CIFAR-10 directory (data_batch_*.bin).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Use the first N training examples (file order).
+    #[arg(long, default_value_t = 1000)]
+    pub samples: usize,
+    /// Nonlinearity of the MLP.
+    #[arg(long, value_enum, default_value = "relu")]
+    pub activation: Act,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Label smoothing α of the cross-entropy.
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Input scale s_in.
+    #[arg(long, default_value_t = 1.0)]
+    pub input_scale: f32,
+    /// Number of top Hessian eigenvalues.
+    #[arg(long, default_value_t = 1)]
+    pub top_k: usize,
+    /// Lanczos relative tolerance.
+    #[arg(long, default_value_t = 1e-4)]
+    pub tol: f64,
+    /// Skip the Gauss–Newton eigenvalue.
+    #[arg(long)]
+    pub no_gn: bool,
+    /// Finite-difference step ε relative to max(‖θ‖, 1).
+    #[arg(long)]
+    pub eps_rel: Option<f64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BoundCommand {
+    /// Covering radius δ(N, ε) (eq. 6 cube, eq. 7 sphere), times a Lipschitz constant.
+    Delta(DeltaArgs),
+    /// Minimum inter-class distance of a dataset and the Theorem 5.1 bound B.
+    Data(DataBoundArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Domain {
+    Cube,
+    Sphere,
+}
+
+#[derive(Args, Debug)]
+pub struct DeltaArgs {
+    /// Latent domain: [0,1]^d (eq. 6) or S^d (eq. 7).
+    #[arg(long, value_enum)]
+    pub domain: Domain,
+    /// Intrinsic dimension d.
+    #[arg(long)]
+    pub dim: usize,
+    /// Number of samples N.
+    #[arg(long)]
+    pub n: usize,
+    /// Failure probability ε.
+    #[arg(long)]
+    pub eps: f64,
+    /// γ of eq. (7) (sphere only).
+    #[arg(long, default_value_t = 0.5)]
+    pub gamma: f64,
+    /// Lipschitz constant of the generator g (δ is multiplied by it).
+    #[arg(long, default_value_t = 1.0)]
+    pub lip: f64,
+    /// Also print Theorem 6.1's right-hand side (without V) for this target Lipschitz constant ‖f*‖_Lip…
+    #[arg(long)]
+    pub target_lip: Option<f64>,
+    /// …and this max_i ‖Jf(x_i)‖₂.
+    #[arg(long)]
+    pub jac_max: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct DataBoundArgs {
+    /// CIFAR-10/100 directory, or "synthetic".
+    #[arg(long)]
+    pub data: String,
+    /// Use the first N training examples.
+    #[arg(long, default_value_t = 5000)]
+    pub samples: usize,
+    /// ℓ of Theorem 5.1 (sqrt(max_i c_i / a)); 0 = an interpolating model.
+    #[arg(long, default_value_t = 0.0)]
+    pub ell: f64,
+    /// Label smoothing α of the targets.
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Loss whose targets define Δ = ‖t_i − t_j‖.
+    #[arg(long, value_enum, default_value = "ce")]
+    pub loss: Loss,
+    /// Square loss target scale.
+    #[arg(long, default_value_t = 1.0)]
+    pub target_scale: f64,
+    /// Input scale s_in.
+    #[arg(long, default_value_t = 1.0)]
+    pub input_scale: f32,
+    /// Compute backend for the pairwise distances.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+}

@@ -1,0 +1,50 @@
+//! One file per command; each is thin: parse → core → print/write.
+
+mod bound;
+mod measure;
+mod run;
+
+use anyhow::Result;
+use curvlab::backend::BackendKind;
+use curvlab::loss::LossKind;
+use curvlab::models::Activation;
+
+use crate::cli::{Act, Backend, BoundCommand, Command, Cli, Loss};
+
+/// Runs the parsed command.
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Measure(a) => measure::measure(a),
+        Command::Bound { which: BoundCommand::Delta(a) } => bound::delta(a),
+        Command::Bound { which: BoundCommand::Data(a) } => bound::data(a),
+    }
+}
+
+impl From<Backend> for BackendKind {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Cpu => BackendKind::Cpu,
+            Backend::Wgpu => BackendKind::Wgpu,
+        }
+    }
+}
+
+impl From<Act> for Activation {
+    fn from(a: Act) -> Self {
+        match a {
+            Act::Relu => Activation::Relu,
+            Act::Tanh => Activation::Tanh,
+            Act::Gelu => Activation::Gelu,
+        }
+    }
+}
+
+impl From<Loss> for LossKind {
+    fn from(l: Loss) -> Self {
+        match l {
+            Loss::Ce => LossKind::CrossEntropy,
+            Loss::Square => LossKind::Square,
+        }
+    }
+}

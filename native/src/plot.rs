@@ -1,0 +1,1049 @@
+//! The run figure: loss, sharpness and Jacobian norm against step, as a PNG.
+//!
+//! Text is rendered with DejaVu Sans, embedded in the binary
+//! (`native/assets/DejaVuSans.ttf`, see `native/assets/README.md`), so the
+//! figure does not depend on the fonts of the machine.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{bail, Result};
+use curvlab::record::MetricsRow;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{register_font, FontStyle};
+
+/// Figure size in pixels.
+const WIDTH: u32 = 900;
+const HEIGHT: u32 = 1000;
+/// Height of the title band.
+const TITLE_H: u32 = 44;
+
+/// Panel layout (pixels): margins around each chart and the label areas.
+const MARGIN_TOP: u32 = 8;
+const MARGIN_BOTTOM: u32 = 4;
+const MARGIN_LEFT: u32 = 8;
+const MARGIN_RIGHT: u32 = 24;
+const X_LABEL_AREA: u32 = 44;
+const Y_LABEL_AREA: u32 = 80;
+
+const TICK_FONT: f64 = 14.0;
+const DESC_FONT: f64 = 18.0;
+const LEGEND_FONT: f64 = 15.0;
+const NOTE_FONT: f64 = 16.0;
+/// Legend: width of the line sample, and padding inside the box.
+const LEGEND_SAMPLE: u32 = 32;
+const LEGEND_MARGIN: u32 = 6;
+
+/// "‖J‖₂", with hair spaces: the rasteriser drops side bearings, which
+/// would otherwise run the bars into the J.
+const JAC_DESC: &str = "‖\u{200A}J\u{200A}‖₂";
+
+/// Okabe–Ito colour-blind-safe palette.
+const BLUE: RGBColor = RGBColor(0x00, 0x72, 0xB2);
+const VERMILLION: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
+const GREEN: RGBColor = RGBColor(0x00, 0x9E, 0x73);
+const PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
+const ORANGE: RGBColor = RGBColor(0xE6, 0x9F, 0x00);
+const SKY: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
+/// Reference lines (2/η) and text.
+const DARK: RGBColor = RGBColor(0x33, 0x33, 0x33);
+const GRID_BOLD: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
+const GRID_LIGHT: RGBColor = RGBColor(0xF2, 0xF2, 0xF2);
+
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT_INIT: Once = Once::new();
+
+/// Register the embedded font as plotters' "sans-serif", once per process.
+fn ensure_font() {
+    FONT_INIT.call_once(|| {
+        // A font that fails to parse surfaces as a font error from the first
+        // text drawn, which `plot_run` returns.
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT_BYTES);
+    });
+}
+
+/// One curve of a panel.
+struct Series {
+    label: &'static str,
+    color: RGBColor,
+    dashed: bool,
+    markers: bool,
+    /// A reference level (2/η): drawn as a step function across the whole
+    /// x-range, and not counted as data when deciding whether a panel is empty.
+    reference: bool,
+    /// (step, value), finite values only, sorted by step.
+    points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    fn new(label: &'static str, color: RGBColor, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label,
+            color,
+            dashed: false,
+            markers: true,
+            reference: false,
+            points,
+        }
+    }
+
+    fn dashed(mut self) -> Series {
+        self.dashed = true;
+        self
+    }
+
+    fn reference(mut self) -> Series {
+        self.reference = true;
+        self.dashed = true;
+        self.markers = false;
+        self
+    }
+}
+
+/// One of the three stacked charts.
+struct Panel {
+    y_desc: &'static str,
+    series: Vec<Series>,
+    log: bool,
+    /// Shown in the panel when none of its (non-reference) series has a value.
+    empty_note: &'static str,
+}
+
+/// The finite values of one field, as (step, value), sorted by step.
+fn collect(rows: &[MetricsRow], field: impl Fn(&MetricsRow) -> Option<f64>) -> Vec<(f64, f64)> {
+    let mut pts: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            field(r)
+                .filter(|v| v.is_finite())
+                .map(|v| (r.step as f64, v))
+        })
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts
+}
+
+fn all_values(series: &[Series]) -> impl Iterator<Item = f64> + '_ {
+    series.iter().flat_map(|s| s.points.iter().map(|p| p.1))
+}
+
+fn panels(rows: &[MetricsRow]) -> [Panel; 3] {
+    let loss = vec![
+        Series::new("train loss", BLUE, collect(rows, |r| r.train_loss_kl)),
+        Series::new("test loss", VERMILLION, collect(rows, |r| r.test_loss_kl)),
+    ];
+    let sharp = vec![
+        Series::new("λₘₐₓ (Hessian)", BLUE, collect(rows, |r| r.sharpness)),
+        Series::new(
+            "λₘₐₓ (Gauss–Newton)",
+            GREEN,
+            collect(rows, |r| r.gn_sharpness),
+        ),
+        Series::new(
+            "2/η",
+            DARK,
+            collect(rows, |r| Some(r.two_over_lr).filter(|v| *v > 0.0)),
+        )
+        .reference(),
+    ];
+    let jac = vec![
+        Series::new(
+            "softmax Jacobian, max",
+            BLUE,
+            collect(rows, |r| r.jac_softmax_max),
+        ),
+        Series::new(
+            "softmax Jacobian, mean",
+            SKY,
+            collect(rows, |r| r.jac_softmax_mean),
+        ),
+        Series::new(
+            "bound B (Thm 5.1)",
+            VERMILLION,
+            collect(rows, |r| r.bound_b),
+        )
+        .dashed(),
+        Series::new(
+            "logit Jacobian, max",
+            ORANGE,
+            collect(rows, |r| r.jac_logit_max),
+        ),
+    ];
+    // Loss: log axis whenever it can be. Jacobian norms: log axis when the
+    // softmax and logit norms (or the bound) differ by more than a decade or so.
+    let positive = |s: &[Series]| all_values(s).next().is_some() && all_values(s).all(|v| v > 0.0);
+    let ratio = |s: &[Series]| {
+        let (lo, hi) = all_values(s).fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        hi / lo
+    };
+    let loss_log = positive(&loss);
+    let jac_log = positive(&jac) && ratio(&jac) >= 20.0;
+    [
+        Panel {
+            y_desc: "loss (KL)",
+            series: loss,
+            log: loss_log,
+            empty_note: "no loss values",
+        },
+        Panel {
+            y_desc: "sharpness",
+            series: sharp,
+            log: false,
+            empty_note: "no sharpness measurements",
+        },
+        Panel {
+            y_desc: JAC_DESC,
+            series: jac,
+            log: jac_log,
+            empty_note: "no Jacobian measurements",
+        },
+    ]
+}
+
+/// Writes the run figure: three stacked panels against step.
+///
+/// Panels: (1) train and test loss in KL form (log axis when all values are
+/// positive); (2) sharpness λ_max of the Hessian, of the Gauss–Newton matrix
+/// when measured, and the 2/η reference; (3) softmax-Jacobian norms (max and
+/// mean), the Theorem 5.1 bound B and the max logit-Jacobian norm. Missing
+/// (`None`) and non-finite values are skipped; a divergence is marked by a
+/// vertical line. Writes a PNG of 900×1000 pixels; `path` must end in `.png`.
+/// Empty `rows` give a figure that says "no measurements".
+pub fn plot_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if ext.as_deref() != Some("png") {
+        bail!(
+            "cannot write figure {}: only .png is supported",
+            path.display()
+        );
+    }
+    ensure_font();
+    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title_area, body) = root.split_vertically(TITLE_H);
+    draw_title(&title_area, title)?;
+
+    if rows.is_empty() {
+        let (w, h) = body.dim_in_pixel();
+        let style = TextStyle::from(font(20.0))
+            .color(&DARK)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        body.draw(&Text::new(
+            "no measurements",
+            (w as i32 / 2, h as i32 / 2),
+            style,
+        ))?;
+    } else {
+        let (first, last) = rows.iter().fold((u64::MAX, 0u64), |(lo, hi), r| {
+            (lo.min(r.step), hi.max(r.step))
+        });
+        let (first, last) = (first as f64, last as f64);
+        let pad = if first == last {
+            1.0
+        } else {
+            0.02 * (last - first)
+        };
+        let (x0, x1) = (first - pad, last + pad);
+        let diverged_at = rows.iter().find(|r| r.diverged).map(|r| r.step as f64);
+        for (panel, area) in panels(rows).iter().zip(body.split_evenly((3, 1))) {
+            draw_panel(&area, panel, (x0, x1), diverged_at)?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn font(size: f64) -> FontDesc<'static> {
+    ("sans-serif", size).into_font()
+}
+
+/// The title, centred, shrunk (then cut) to fit the width.
+fn draw_title(area: &DrawingArea<BitMapBackend, Shift>, title: &str) -> Result<()> {
+    if title.trim().is_empty() {
+        return Ok(());
+    }
+    let (w, h) = area.dim_in_pixel();
+    let max_w = w.saturating_sub(40);
+    let mut text = title.to_string();
+    let mut size = 22.0;
+    while size > 14.0 && area.estimate_text_size(&text, &font(size).into())?.0 > max_w {
+        size -= 1.0;
+    }
+    while text.chars().count() > 4 && area.estimate_text_size(&text, &font(size).into())?.0 > max_w
+    {
+        let keep = text.chars().count() - 2;
+        text = text.chars().take(keep).collect::<String>() + "…";
+    }
+    let style = TextStyle::from(font(size))
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    area.draw(&Text::new(text, (w as i32 / 2, h as i32 / 2 + 4), style))?;
+    Ok(())
+}
+
+/// An x- or y-axis: its range (in plotted units: log10 of the value on a log
+/// axis), tick positions and how to label them.
+#[derive(Clone)]
+struct Axis {
+    lo: f64,
+    hi: f64,
+    major: Vec<f64>,
+    minor: Vec<f64>,
+    log: bool,
+    /// Label ticks as multiples of this step (linear-style labels); `None`:
+    /// label with 3 significant digits (1-2-5 log ticks).
+    label_step: Option<f64>,
+    /// Largest magnitude of a tick value (chooses plain or scientific labels).
+    max_abs: f64,
+    /// 1-2-5 log ticks: label all in scientific notation (some tick is below
+    /// 1e-3 or from 1e5 up), for labels of one style.
+    sci: bool,
+}
+
+impl Axis {
+    fn linear(lo: f64, hi: f64, target: usize, min_step: f64) -> Axis {
+        let step = nice_step(hi - lo, target).max(min_step);
+        let major = multiples(lo, hi, step);
+        let max_abs = major.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        Axis {
+            lo,
+            hi,
+            major,
+            minor: vec![],
+            log: false,
+            label_step: Some(step),
+            max_abs,
+            sci: false,
+        }
+    }
+
+    /// A log10 axis over [lo, hi] (in decades).
+    fn log(lo: f64, hi: f64) -> Axis {
+        let decades: Vec<i32> = ((lo - 1e-9).ceil() as i32..=(hi + 1e-9).floor() as i32).collect();
+        let in_range = |v: f64| v.log10() >= lo - 1e-9 && v.log10() <= hi + 1e-9;
+        let (d0, d1) = (lo.floor() as i32, hi.ceil() as i32);
+        let mantissa_ticks = |ms: &[f64]| -> Vec<f64> {
+            (d0..=d1)
+                .flat_map(|d| ms.iter().map(move |m| m * 10f64.powi(d)))
+                .filter(|v| in_range(*v))
+                .collect()
+        };
+        let axis = |major: Vec<f64>, minor: Vec<f64>| Axis {
+            lo,
+            hi,
+            max_abs: major.iter().fold(0.0f64, |m, v| m.max(*v)),
+            sci: major.iter().any(|v| !(1e-3..1e5).contains(v)),
+            major: major.iter().map(|v| v.log10()).collect(),
+            minor: minor.iter().map(|v| v.log10()).collect(),
+            log: true,
+            label_step: None,
+        };
+        if decades.len() >= 3 {
+            let stride = decades.len().div_ceil(6) as i32;
+            let major = decades
+                .iter()
+                .filter(|d| d.rem_euclid(stride) == 0)
+                .map(|&d| 10f64.powi(d))
+                .collect();
+            let minor = if decades.len() <= 6 {
+                mantissa_ticks(&[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+            } else {
+                vec![]
+            };
+            return axis(major, minor);
+        }
+        let major = mantissa_ticks(&[1.0, 2.0, 5.0]);
+        if major.len() >= 2 {
+            return axis(major, mantissa_ticks(&[3.0, 4.0, 6.0, 7.0, 8.0, 9.0]));
+        }
+        // Less than a factor of ~2.5: linear ticks in value space.
+        let (vlo, vhi) = (10f64.powf(lo), 10f64.powf(hi));
+        let step = nice_step(vhi - vlo, 5);
+        let ticks = multiples(vlo, vhi, step);
+        Axis {
+            lo,
+            hi,
+            max_abs: ticks.iter().fold(0.0f64, |m, v| m.max(*v)),
+            major: ticks
+                .iter()
+                .filter(|v| **v > 0.0)
+                .map(|v| v.log10())
+                .collect(),
+            minor: vec![],
+            log: true,
+            label_step: Some(step),
+            sci: false,
+        }
+    }
+
+    fn label(&self, t: f64) -> String {
+        let v = if self.log { 10f64.powf(t) } else { t };
+        match self.label_step {
+            Some(step) => fmt_multiple(v, step, self.max_abs),
+            None => fmt_sig(v, 3, self.sci),
+        }
+    }
+}
+
+/// Linear in plotted units, with our own ticks: majors are the bold grid
+/// lines and labels, minors the light grid lines.
+impl Ranged for Axis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let frac = (v - self.lo) / (self.hi - self.lo);
+        let len = (limit.1 - limit.0) as f64;
+        if !frac.is_finite() {
+            return if frac > 0.0 { limit.1 } else { limit.0 };
+        }
+        limit.0 + (len * frac + 1e-3 * len.signum()).trunc() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            self.minor.clone()
+        } else {
+            self.major.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+/// About `span / target`, rounded to 1, 2, 2.5 or 5 times a power of ten.
+fn nice_step(span: f64, target: usize) -> f64 {
+    let raw = span / target.max(1) as f64;
+    if !(raw > 0.0 && raw.is_finite()) {
+        return 1.0;
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    let m = raw / mag;
+    let nice = if m <= 1.0 {
+        1.0
+    } else if m <= 2.0 {
+        2.0
+    } else if m <= 2.5 {
+        2.5
+    } else if m <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * mag
+}
+
+/// The multiples of `step` in [lo, hi].
+fn multiples(lo: f64, hi: f64, step: f64) -> Vec<f64> {
+    let mut out = vec![];
+    let mut k = (lo / step - 1e-9).ceil();
+    while k * step <= hi + step * 1e-9 && out.len() < 200 {
+        let v = k * step;
+        out.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
+        k += 1.0;
+    }
+    out
+}
+
+/// Digits after the decimal point needed to write multiples of `step`.
+fn decimals_for(step: f64) -> usize {
+    let mut s = step.abs();
+    let mut d = 0;
+    while d < 12 && (s - s.round()).abs() > 1e-6 * s.max(1.0) {
+        s *= 10.0;
+        d += 1;
+    }
+    d
+}
+
+/// A tick that is a multiple of `step`: plain decimals, or scientific when the
+/// ticks are very large or very small.
+fn fmt_multiple(v: f64, step: f64, max_abs: f64) -> String {
+    if v.abs() < step * 1e-6 {
+        return "0".to_string();
+    }
+    if !(1e-3..1e5).contains(&max_abs) {
+        let e = (max_abs.log10() + 1e-9).floor() as i32;
+        let scale = 10f64.powi(e);
+        format!("{:.*}e{}", decimals_for(step / scale), v / scale, e)
+    } else {
+        format!("{:.*}", decimals_for(step), v)
+    }
+}
+
+/// `v` to `sig` significant digits, trailing zeros dropped; in scientific
+/// notation if `sci` or if `v` is below 1e-3 or from 1e5 up.
+fn fmt_sig(v: f64, sig: i32, sci: bool) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let mut e = (v.abs().log10() + 1e-9).floor() as i32;
+    if !sci && (1e-3..1e5).contains(&v.abs()) {
+        let d = (sig - 1 - e).max(0) as usize;
+        return trim_zeros(format!("{v:.d$}"));
+    }
+    let mut m = trim_zeros(format!("{:.*}", (sig - 1) as usize, v / 10f64.powi(e)));
+    if m.trim_start_matches('-').starts_with("10") {
+        e += 1;
+        m = trim_zeros(format!("{:.*}", (sig - 1) as usize, v / 10f64.powi(e)));
+    }
+    format!("{m}e{e}")
+}
+
+fn trim_zeros(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// [min, max] padded by 6 % each side; a flat range is widened.
+fn padded_range(min: f64, max: f64, log: bool) -> (f64, f64) {
+    let span = max - min;
+    let scale = min.abs().max(max.abs());
+    // (All values are finite here.)
+    if span <= 1e-9 * scale {
+        let d = if log {
+            0.3
+        } else if scale > 0.0 {
+            0.1 * scale
+        } else {
+            1.0
+        };
+        return (min - d, max + d);
+    }
+    let (lo, hi) = (min - 0.06 * span, max + 0.06 * span);
+    // A positive linear quantity keeps a non-negative axis.
+    if !log && min >= 0.0 && lo < 0.0 {
+        (0.0, hi)
+    } else {
+        (lo, hi)
+    }
+}
+
+/// The polyline drawn for a series (reference levels as a step function
+/// across the x-range).
+fn path_of(s: &Series, pts: &[(f64, f64)], xr: (f64, f64)) -> Vec<(f64, f64)> {
+    if !s.reference || pts.is_empty() {
+        return pts.to_vec();
+    }
+    let mut path = vec![(xr.0, pts[0].1)];
+    for (i, &(x, y)) in pts.iter().enumerate() {
+        path.push((x, y));
+        let next_x = pts.get(i + 1).map_or(xr.1, |p| p.0);
+        path.push((next_x, y));
+    }
+    path
+}
+
+/// Points along the polylines in normalised plot coordinates ([0,1]², y up),
+/// dense enough that a legend box over a line is seen to cover it.
+fn samples(paths: &[Vec<(f64, f64)>], xr: (f64, f64), yr: (f64, f64)) -> Vec<(f64, f64)> {
+    let norm = |(x, y): (f64, f64)| ((x - xr.0) / (xr.1 - xr.0), (y - yr.0) / (yr.1 - yr.0));
+    let mut out = vec![];
+    for path in paths {
+        for (i, &p) in path.iter().enumerate() {
+            let a = norm(p);
+            out.push(a);
+            if let Some(&q) = path.get(i + 1) {
+                let b = norm(q);
+                let n = ((b.0 - a.0).hypot(b.1 - a.1) / 0.005).ceil().min(400.0) as usize;
+                for k in 1..n {
+                    let t = k as f64 / n as f64;
+                    out.push((a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1)));
+                }
+            }
+        }
+    }
+    out
+}
+
+const LEGEND_POSITIONS: [SeriesLabelPosition; 8] = [
+    SeriesLabelPosition::UpperRight,
+    SeriesLabelPosition::UpperLeft,
+    SeriesLabelPosition::LowerRight,
+    SeriesLabelPosition::LowerLeft,
+    SeriesLabelPosition::UpperMiddle,
+    SeriesLabelPosition::LowerMiddle,
+    SeriesLabelPosition::MiddleRight,
+    SeriesLabelPosition::MiddleLeft,
+];
+
+/// A rectangle in plot-area pixels: (left, top, width, height), y down.
+type PxBox = (f64, f64, f64, f64);
+
+/// How many sample points (normalised, y up) fall in a box, with a little slack.
+fn hits(pts: &[(f64, f64)], b: PxBox, plot: (f64, f64)) -> usize {
+    let slack = 4.0;
+    let (pw, ph) = plot;
+    let (u0, u1) = ((b.0 - slack) / pw, (b.0 + b.2 + slack) / pw);
+    let (v0, v1) = (1.0 - (b.1 + b.3 + slack) / ph, 1.0 - (b.1 - slack) / ph);
+    pts.iter()
+        .filter(|p| p.0 >= u0 && p.0 <= u1 && p.1 >= v0 && p.1 <= v1)
+        .count()
+}
+
+fn overlaps(a: PxBox, b: PxBox) -> bool {
+    a.0 < b.0 + b.2 && b.0 < a.0 + a.2 && a.1 < b.1 + b.3 && b.1 < a.1 + a.3
+}
+
+/// Where plotters puts a legend of size `legend` in a plot area of size `plot`.
+fn legend_box(pos: &SeriesLabelPosition, plot: (f64, f64), legend: (f64, f64)) -> PxBox {
+    use SeriesLabelPosition::*;
+    let ((pw, ph), (lw, lh)) = (plot, legend);
+    let x = match pos {
+        UpperLeft | MiddleLeft | LowerLeft => 5.0,
+        UpperMiddle | MiddleMiddle | LowerMiddle => (pw - lw) / 2.0,
+        UpperRight | MiddleRight | LowerRight => pw - lw - 5.0,
+        Coordinate(x, _) => *x as f64,
+    };
+    let y = match pos {
+        UpperLeft | UpperMiddle | UpperRight => 5.0,
+        MiddleLeft | MiddleMiddle | MiddleRight => (ph - lh) / 2.0,
+        LowerLeft | LowerMiddle | LowerRight => ph - lh - 5.0,
+        Coordinate(_, y) => *y as f64,
+    };
+    (x, y, lw, lh)
+}
+
+/// The legend position covering the fewest sample points, and that count.
+fn best_legend_position(
+    pts: &[(f64, f64)],
+    plot: (f64, f64),
+    legend: (f64, f64),
+) -> (SeriesLabelPosition, usize) {
+    let mut best = (SeriesLabelPosition::UpperRight, usize::MAX);
+    for pos in LEGEND_POSITIONS {
+        let n = hits(pts, legend_box(&pos, plot, legend), plot);
+        if n < best.1 {
+            best = (pos, n);
+        }
+    }
+    best
+}
+
+/// Of the candidate boxes, the first that hides the fewest sample points and
+/// stays clear of the legend.
+fn least_covering(
+    cands: &[PxBox],
+    pts: &[(f64, f64)],
+    plot: (f64, f64),
+    legend: Option<PxBox>,
+) -> PxBox {
+    let score = |b: PxBox| {
+        hits(pts, b, plot) + legend.map_or(0, |l| if overlaps(b, l) { 1_000_000 } else { 0 })
+    };
+    let mut best = cands[0];
+    for &c in &cands[1..] {
+        if score(c) < score(best) {
+            best = c;
+        }
+    }
+    best
+}
+
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    panel: &Panel,
+    xr: (f64, f64),
+    diverged_at: Option<f64>,
+) -> Result<()> {
+    let (aw, ah) = area.dim_in_pixel();
+    let plot_w = (aw.saturating_sub(MARGIN_LEFT + MARGIN_RIGHT + Y_LABEL_AREA)).max(1) as f64;
+    let plot_h = (ah.saturating_sub(MARGIN_TOP + MARGIN_BOTTOM + X_LABEL_AREA)).max(1) as f64;
+
+    // Values in plotted units (log10 on a log axis).
+    let tf = |v: f64| if panel.log { v.log10() } else { v };
+    let plotted: Vec<Vec<(f64, f64)>> = panel
+        .series
+        .iter()
+        .map(|s| s.points.iter().map(|&(x, y)| (x, tf(y))).collect())
+        .collect();
+    let ys = plotted.iter().flatten().map(|p| p.1);
+    let (ymin, ymax) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+        (lo.min(y), hi.max(y))
+    });
+    let has_values = ymin <= ymax;
+    let has_data = panel
+        .series
+        .iter()
+        .any(|s| !s.reference && !s.points.is_empty());
+    let (ylo, mut yhi) = if has_values {
+        padded_range(ymin, ymax, panel.log)
+    } else {
+        (0.0, 1.0)
+    };
+
+    // Legend size, then the position that hides the fewest data; when every
+    // position hides some, raise the top of the axis to make room above the data.
+    let legend_font = font(LEGEND_FONT);
+    let shown: Vec<usize> = (0..panel.series.len())
+        .filter(|&i| !plotted[i].is_empty())
+        .collect();
+    let mut text_w = 0u32;
+    for &i in &shown {
+        text_w = text_w.max(
+            area.estimate_text_size(panel.series[i].label, &legend_font.clone().into())?
+                .0,
+        );
+    }
+    let legend_px = (
+        (text_w + LEGEND_SAMPLE + 2 * LEGEND_MARGIN) as f64,
+        (shown.len() as f64 * LEGEND_FONT * 1.25).ceil() + 2.0 * LEGEND_MARGIN as f64,
+    );
+    let paths: Vec<Vec<(f64, f64)>> = panel
+        .series
+        .iter()
+        .zip(&plotted)
+        .map(|(s, pts)| path_of(s, pts, xr))
+        .collect();
+    // Sample points of the curves, and of the curves and the divergence line.
+    let obstacles = |yr: (f64, f64)| {
+        let curves = samples(&paths, xr, yr);
+        let mut all = curves.clone();
+        if let Some(x) = diverged_at {
+            all.extend(samples(&[vec![(x, yr.0), (x, yr.1)]], xr, yr));
+        }
+        (curves, all)
+    };
+    let plot = (plot_w, plot_h);
+    let mut legend_pos = SeriesLabelPosition::UpperRight;
+    if !shown.is_empty() {
+        let (pos, hidden) = best_legend_position(&obstacles((ylo, yhi)).1, plot, legend_px);
+        legend_pos = pos;
+        if hidden > 0 && has_values {
+            let frac = ((legend_px.1 + 14.0) / plot_h).min(0.6);
+            let top = ylo + (ymax - ylo) / (1.0 - frac);
+            if top > yhi {
+                yhi = top;
+                legend_pos = best_legend_position(&obstacles((ylo, yhi)).1, plot, legend_px).0;
+            }
+        }
+    }
+    let legend_rect = (!shown.is_empty()).then(|| legend_box(&legend_pos, plot, legend_px));
+    let (curve_pts, all_pts) = obstacles((ylo, yhi));
+
+    let xaxis = Axis::linear(xr.0, xr.1, 8, 1.0);
+    let yaxis = if panel.log {
+        Axis::log(ylo, yhi)
+    } else {
+        Axis::linear(ylo, yhi, 5, 0.0)
+    };
+
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(MARGIN_TOP)
+        .margin_bottom(MARGIN_BOTTOM)
+        .margin_left(MARGIN_LEFT)
+        .margin_right(MARGIN_RIGHT)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA)
+        .build_cartesian_2d(xaxis.clone(), yaxis.clone())?;
+    let xfmt = |v: &f64| xaxis.label(*v);
+    let yfmt = |v: &f64| yaxis.label(*v);
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(panel.y_desc)
+        .x_label_formatter(&xfmt)
+        .y_label_formatter(&yfmt)
+        .label_style(font(TICK_FONT))
+        .axis_desc_style(font(DESC_FONT))
+        .bold_line_style(GRID_BOLD)
+        .light_line_style(GRID_LIGHT)
+        .draw()?;
+    // The plot area in pixels, for text placed clear of the data.
+    let pixels = chart.plotting_area().strip_coord_spec();
+
+    if let Some(x) = diverged_at {
+        let style = PURPLE.stroke_width(2);
+        chart.draw_series(DashedLineSeries::new(
+            vec![(x, yaxis.lo), (x, yaxis.hi)],
+            6,
+            4,
+            style,
+        ))?;
+        // "diverged" beside the line, on the side with more room, at the top
+        // or the bottom, whichever hides less.
+        let text_style = TextStyle::from(font(LEGEND_FONT)).color(&PURPLE);
+        let (tw, th) = pixels.estimate_text_size("diverged", &text_style)?;
+        let (tw, th) = (tw as f64, th as f64);
+        let xl = (x - xr.0) / (xr.1 - xr.0) * plot_w;
+        let left = if xl > plot_w / 2.0 {
+            xl - 8.0 - tw
+        } else {
+            xl + 8.0
+        };
+        let cands = [(left, 6.0, tw, th), (left, plot_h - 8.0 - th, tw, th)];
+        let b = least_covering(&cands, &curve_pts, plot, legend_rect);
+        draw_text_box(&pixels, "diverged", b, text_style)?;
+    }
+
+    for (s, pts) in panel.series.iter().zip(&plotted) {
+        if pts.is_empty() {
+            continue;
+        }
+        let color = s.color;
+        // Thin lines for dense (noisy) series: thick ones smear.
+        let line = color.stroke_width(if !s.reference && pts.len() > 300 {
+            1
+        } else {
+            2
+        });
+        let path = path_of(s, pts, xr);
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(path, 7, 5, line))?
+        } else {
+            chart.draw_series(LineSeries::new(path, line))?
+        };
+        let (dashed, markers) = (s.dashed, s.markers && pts.len() <= 100);
+        // The legend's line sample: three pieces, contiguous for a solid
+        // line and gapped for a dashed one, with a marker or not.
+        anno.label(s.label).legend(move |(x, y)| {
+            let piece = |k: i32| {
+                let (a, b) = if dashed {
+                    (9 * k, 9 * k + 6)
+                } else {
+                    (8 * k, 8 * k + 8)
+                };
+                PathElement::new(vec![(a, 0), (b, 0)], line)
+            };
+            let dot = if markers {
+                color.filled()
+            } else {
+                TRANSPARENT.filled()
+            };
+            EmptyElement::at((x, y)) + piece(0) + piece(1) + piece(2) + Circle::new((12, 0), 3, dot)
+        });
+        if markers {
+            let r = if pts.len() <= 60 { 3 } else { 2 };
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, r, color.filled())))?;
+        }
+    }
+
+    if !has_data {
+        // The note in the middle, or above or below a reference line there.
+        let text_style = TextStyle::from(font(NOTE_FONT)).color(&DARK);
+        let (tw, th) = pixels.estimate_text_size(panel.empty_note, &text_style)?;
+        let (tw, th) = (tw as f64, th as f64);
+        let cands: Vec<PxBox> = [0.5, 0.3, 0.7]
+            .iter()
+            .map(|f| ((plot_w - tw) / 2.0, f * plot_h - th / 2.0, tw, th))
+            .collect();
+        let b = least_covering(&cands, &all_pts, plot, legend_rect);
+        draw_text_box(&pixels, panel.empty_note, b, text_style)?;
+    }
+    if !shown.is_empty() {
+        chart
+            .configure_series_labels()
+            .position(legend_pos)
+            .margin(LEGEND_MARGIN)
+            .legend_area_size(LEGEND_SAMPLE)
+            .label_font(font(LEGEND_FONT))
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(0xAA, 0xAA, 0xAA))
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// Text with its top-left corner at the box's, on a white patch.
+fn draw_text_box(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    text: &str,
+    b: PxBox,
+    style: TextStyle,
+) -> Result<()> {
+    let (x, y) = (b.0.round() as i32, b.1.round() as i32);
+    let (w, h) = (b.2.round() as i32, b.3.round() as i32);
+    area.draw(&Rectangle::new(
+        [(x - 3, y - 2), (x + w + 3, y + h + 2)],
+        WHITE.mix(0.85).filled(),
+    ))?;
+    area.draw(&Text::new(
+        text,
+        (x, y),
+        style.pos(Pos::new(HPos::Left, VPos::Top)),
+    ))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A realistic run: loss falls, sharpness rises to 2/η and hovers there
+    /// (edge of stability), Jacobian norms grow. Sharpness is measured every
+    /// other row, the Gauss–Newton one every fourth.
+    fn realistic_rows() -> Vec<MetricsRow> {
+        let lr = 0.05;
+        (0..50)
+            .map(|i| {
+                let step = 20 * i as u64;
+                let t = step as f64;
+                let wiggle = (t / 37.0).sin();
+                let sharp = (4.0 + 36.0 * t / 420.0).min(40.0 + 2.5 * wiggle);
+                let mut row = MetricsRow {
+                    step,
+                    epoch: t / 100.0,
+                    lr,
+                    two_over_lr: 2.0 / lr,
+                    train_loss_kl: Some(
+                        2.3 * (-t / 220.0).exp() + 0.01 + 0.02 * wiggle.abs() * (-t / 500.0).exp(),
+                    ),
+                    test_loss_kl: Some(2.0 * (-t / 260.0).exp() + 0.35),
+                    sharpness: (i % 2 == 0).then_some(sharp),
+                    gn_sharpness: (i % 4 == 0).then_some(0.93 * sharp),
+                    jac_softmax_max: Some(0.6 + 1.6 * (1.0 - (-t / 250.0).exp()) + 0.1 * wiggle),
+                    jac_softmax_mean: Some(0.15 + 0.35 * (1.0 - (-t / 300.0).exp())),
+                    jac_logit_max: Some(4.0 + 38.0 * (1.0 - (-t / 300.0).exp())),
+                    bound_b: Some(0.35 + 0.9 * (1.0 - (-t / 200.0).exp())),
+                    n: 1000,
+                    bn_mode: "none".into(),
+                    wall_s: t * 0.3,
+                    ..Default::default()
+                };
+                row.train_loss = row.train_loss_kl;
+                row.test_loss = row.test_loss_kl;
+                row
+            })
+            .collect()
+    }
+
+    /// Plot into a fresh temporary directory, then check the file is a PNG
+    /// of the right size and of some substance (a blank 900×1000 PNG is
+    /// about 5 KB; text alone makes it larger, curves larger still).
+    fn plot_and_check(rows: &[MetricsRow], name: &str, min_bytes: u64) {
+        let dir =
+            std::env::temp_dir().join(format!("curvlab-plot-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        plot_run(rows, &format!("curvlab test: {name}"), &path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}: not a PNG");
+        // The IHDR chunk holds the size.
+        let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!((w, h), (WIDTH, HEIGHT), "{name}: size");
+        assert!(
+            bytes.len() as u64 >= min_bytes,
+            "{name}: only {} bytes",
+            bytes.len()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plot_realistic_run() {
+        plot_and_check(&realistic_rows(), "realistic", 80_000);
+    }
+
+    #[test]
+    fn plot_empty_rows() {
+        plot_and_check(&[], "empty", 10_000);
+    }
+
+    #[test]
+    fn plot_single_row() {
+        plot_and_check(&realistic_rows()[3..4], "single", 30_000);
+    }
+
+    #[test]
+    fn plot_with_gaps_and_divergence() {
+        let mut rows = realistic_rows();
+        rows.truncate(30);
+        for (i, r) in rows.iter_mut().enumerate() {
+            if i % 3 == 1 {
+                r.test_loss_kl = None;
+                r.jac_softmax_max = Some(f64::NAN);
+                r.bound_b = None;
+            }
+            if i % 5 == 2 {
+                r.train_loss_kl = Some(f64::INFINITY);
+            }
+        }
+        let last = rows.last_mut().unwrap();
+        last.diverged = true;
+        last.train_loss_kl = Some(f64::NAN);
+        last.test_loss_kl = None;
+        last.sharpness = Some(f64::NAN);
+        plot_and_check(&rows, "gaps", 80_000);
+    }
+
+    #[test]
+    fn plot_flat_and_missing_panels() {
+        // Every value equal, no sharpness at all, a zero loss (linear axis).
+        let rows: Vec<MetricsRow> = (0..5)
+            .map(|i| MetricsRow {
+                step: i,
+                two_over_lr: 2.0,
+                train_loss_kl: Some(0.0),
+                test_loss_kl: Some(0.0),
+                jac_softmax_max: Some(1.0),
+                jac_softmax_mean: Some(1.0),
+                ..Default::default()
+            })
+            .collect();
+        plot_and_check(&rows, "flat", 30_000);
+        // Nothing measured at all, 2/η infinite (lr = 0).
+        let rows: Vec<MetricsRow> = (0..3)
+            .map(|i| MetricsRow {
+                step: 10 * i,
+                two_over_lr: f64::INFINITY,
+                ..Default::default()
+            })
+            .collect();
+        plot_and_check(&rows, "nothing", 30_000);
+    }
+
+    #[test]
+    fn plot_rejects_other_formats() {
+        assert!(plot_run(&[], "x", Path::new("/tmp/curvlab-plot.svg")).is_err());
+    }
+
+    #[test]
+    fn tick_labels() {
+        assert_eq!(fmt_sig(0.002, 3, false), "0.002");
+        assert_eq!(fmt_sig(0.002, 3, true), "2e-3");
+        assert_eq!(fmt_sig(50.0, 3, false), "50");
+        assert_eq!(fmt_sig(1e-4, 3, false), "1e-4");
+        assert_eq!(fmt_sig(5e-6, 3, false), "5e-6");
+        assert_eq!(fmt_sig(2e5, 3, false), "2e5");
+        assert_eq!(fmt_sig(1.0, 3, true), "1e0");
+        assert_eq!(fmt_multiple(0.15, 0.05, 0.3), "0.15");
+        assert_eq!(fmt_multiple(200.0, 50.0, 400.0), "200");
+        assert_eq!(fmt_multiple(0.0, 0.05, 0.3), "0");
+        assert_eq!(fmt_multiple(2e5, 1e5, 4e5), "2e5");
+        let ax = Axis::log(-2.2, 0.5);
+        assert!(ax.major.len() >= 2, "{:?}", ax.major);
+        let ax = Axis::log(0.35, 0.37);
+        assert!(ax.major.len() >= 2, "{:?}", ax.major);
+        let ax = Axis::linear(-0.5, 1000.0, 8, 1.0);
+        assert_eq!(ax.major.first(), Some(&0.0));
+    }
+
+    /// Writes the realistic figure for a look: `CURVLAB_PLOT_DEMO=/tmp/plot_demo.png
+    /// cargo test --release -p curvlab-native plot_demo -- --ignored`.
+    #[test]
+    #[ignore]
+    fn plot_demo() {
+        let path =
+            std::env::var("CURVLAB_PLOT_DEMO").unwrap_or_else(|_| "/tmp/plot_demo.png".into());
+        plot_run(
+            &realistic_rows(),
+            "mlp-tanh · CIFAR-10 (5k) · GD η = 0.05 · MSE",
+            Path::new(&path),
+        )
+        .unwrap();
+    }
+}
