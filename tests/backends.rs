@@ -30,19 +30,50 @@ struct Measured {
 }
 
 fn measure_on(dev: &Device, arch: &Architecture, data: &Dataset) -> Measured {
-    let loss = LossConfig { label_smoothing: 0.1, ..Default::default() };
+    let loss = LossConfig {
+        label_smoothing: 0.1,
+        ..Default::default()
+    };
     let model = Model::init(arch, 3, dev).unwrap();
     let sample = Sample::new(data, &loss, 32, dev).unwrap();
     let (l, g) = loss_and_gradient(&model.arch, &model.params, &sample, &loss, None);
-    let cfg = SharpnessConfig { lanczos: LanczosConfig { k: 1, tol: 1e-6, max_steps: 200, min_steps: 2 }, ..Default::default() };
+    let cfg = SharpnessConfig {
+        lanczos: LanczosConfig {
+            k: 1,
+            tol: 1e-6,
+            max_steps: 200,
+            min_steps: 2,
+        },
+        ..Default::default()
+    };
     let s = top_hessian_eigenvalues(&model.arch, &model.params, &sample, &loss, &cfg, None);
     let gn = top_gauss_newton_eigenvalues(&model.arch, &model.params, &sample, &loss, &cfg, None);
     let j = jacobian_spectral_norms(&model.arch, &model.params, &sample);
-    let mut tr = Trainer::new(model, data, loss, OptimConfig { lr: 0.1, momentum: 0.9, batch_size: 16, ..Default::default() }, 32, 1).unwrap();
+    let mut tr = Trainer::new(
+        model,
+        data,
+        loss,
+        OptimConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            batch_size: 16,
+            ..Default::default()
+        },
+        32,
+        1,
+    )
+    .unwrap();
     for _ in 0..5 {
         tr.step();
     }
-    Measured { loss: l, grad: flatten_to_host(&g), sharpness: s.top(), gn: gn.top(), jac: j.softmax, trained_flat: tr.model.flat() }
+    Measured {
+        loss: l,
+        grad: flatten_to_host(&g),
+        sharpness: s.top(),
+        gn: gn.top(),
+        jac: j.softmax,
+        trained_flat: tr.model.flat(),
+    }
 }
 
 #[test]
@@ -51,13 +82,26 @@ fn cpu_and_wgpu_agree() {
         eprintln!("CURVLAB_SKIP_WGPU=1: skipped");
         return;
     }
-    let gpu = device(BackendKind::Wgpu).expect("a wgpu adapter (install mesa-vulkan-drivers, or set CURVLAB_SKIP_WGPU=1)");
+    let gpu = device(BackendKind::Wgpu)
+        .expect("a wgpu adapter (install mesa-vulkan-drivers, or set CURVLAB_SKIP_WGPU=1)");
     let cpu = device(BackendKind::Cpu).unwrap();
     let mut rng = Rng::new(8);
     let (n, c) = (64, 4);
     for arch in [
-        Architecture::Mlp { input_dim: 48, hidden: vec![32, 32], classes: c, activation: Activation::Relu },
-        Architecture::Cnn { in_channels: 3, height: 4, width: 4, channels: vec![4], classes: c, activation: Activation::Tanh },
+        Architecture::Mlp {
+            input_dim: 48,
+            hidden: vec![32, 32],
+            classes: c,
+            activation: Activation::Relu,
+        },
+        Architecture::Cnn {
+            in_channels: 3,
+            height: 4,
+            width: 4,
+            channels: vec![4],
+            classes: c,
+            activation: Activation::Tanh,
+        },
     ] {
         let d = arch.input_len();
         let data = Dataset {
@@ -71,17 +115,36 @@ fn cpu_and_wgpu_agree() {
         let b = measure_on(&gpu, &arch, &data);
         let rel = |x: f64, y: f64| (x - y).abs() / y.abs().max(1e-12);
         assert!(rel(a.loss, b.loss) < 1e-5, "loss {} vs {}", a.loss, b.loss);
-        let gd: f64 = a.grad.iter().zip(&b.grad).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+        let gd: f64 = a
+            .grad
+            .iter()
+            .zip(&b.grad)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let gn: f64 = a.grad.iter().map(|x| x * x).sum::<f64>().sqrt();
         assert!(gd / gn < 1e-4, "gradient rel diff {}", gd / gn);
-        assert!(rel(a.sharpness, b.sharpness) < 1e-3, "sharpness {} vs {}", a.sharpness, b.sharpness);
+        assert!(
+            rel(a.sharpness, b.sharpness) < 1e-3,
+            "sharpness {} vs {}",
+            a.sharpness,
+            b.sharpness
+        );
         assert!(rel(a.gn, b.gn) < 1e-3, "GN {} vs {}", a.gn, b.gn);
         for (x, y) in a.jac.iter().zip(&b.jac) {
             assert!(rel(*x, *y) < 1e-4, "jacobian {x} vs {y}");
         }
         // five SGD+momentum steps from the same seed agree too (1e-4 of the parameter scale)
-        let md = a.trained_flat.iter().zip(&b.trained_flat).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let md = a
+            .trained_flat
+            .iter()
+            .zip(&b.trained_flat)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         assert!(md < 1e-4, "trained parameters differ by {md}");
-        println!("{arch:?}: loss {:.3e} sharpness {:.3e}/{:.3e} ok", a.loss, a.sharpness, b.sharpness);
+        println!(
+            "{arch:?}: loss {:.3e} sharpness {:.3e}/{:.3e} ok",
+            a.loss, a.sharpness, b.sharpness
+        );
     }
 }

@@ -37,7 +37,9 @@ impl std::str::FromStr for BackendKind {
         match s {
             "cpu" | "flex" => Ok(BackendKind::Cpu),
             "wgpu" | "gpu" => Ok(BackendKind::Wgpu),
-            other => Err(Error::Config(format!("unknown backend '{other}' (expected cpu or wgpu)"))),
+            other => Err(Error::Config(format!(
+                "unknown backend '{other}' (expected cpu or wgpu)"
+            ))),
         }
     }
 }
@@ -66,7 +68,9 @@ fn wgpu_device() -> Result<Device> {
 #[cfg(target_family = "wasm")]
 fn wgpu_device() -> Result<Device> {
     static _UNUSED: OnceLock<()> = OnceLock::new();
-    Err(Error::Backend("on wasm, initialise wgpu asynchronously (init_async) in the app".into()))
+    Err(Error::Backend(
+        "on wasm, initialise wgpu asynchronously (init_async) in the app".into(),
+    ))
 }
 
 /// Waits for queued work on `device` (for timing).

@@ -42,9 +42,14 @@ pub fn min_interclass_distance(data: &Dataset, device: &Device) -> Result<Interc
     let n = data.len();
     let d = data.input_len();
     if data.class_counts().iter().filter(|&&c| c > 0).count() < 2 {
-        return Err(Error::Config(format!("{}: the data bound needs examples of at least two classes", data.name)));
+        return Err(Error::Config(format!(
+            "{}: the data bound needs examples of at least two classes",
+            data.name
+        )));
     }
-    let sq: Vec<f64> = (0..n).map(|i| data.input(i).iter().map(|&v| (v as f64).powi(2)).sum()).collect();
+    let sq: Vec<f64> = (0..n)
+        .map(|i| data.input(i).iter().map(|&v| (v as f64).powi(2)).sum())
+        .collect();
     let max_sq = sq.iter().cloned().fold(0.0, f64::max);
     // candidates: (approx squared distance, i, j)
     let mut candidates: Vec<(f64, usize, usize)> = Vec::new();
@@ -53,10 +58,16 @@ pub fn min_interclass_distance(data: &Dataset, device: &Device) -> Result<Interc
     let slack = 4.0 * (d as f64).sqrt() * 6e-8 * 4.0 * max_sq + 1e-30;
     for r0 in (0..n).step_by(TILE) {
         let r1 = (r0 + TILE).min(n);
-        let a = Tensor::<2>::from_data(TensorData::new(data.x[r0 * d..r1 * d].to_vec(), [r1 - r0, d]), device);
+        let a = Tensor::<2>::from_data(
+            TensorData::new(data.x[r0 * d..r1 * d].to_vec(), [r1 - r0, d]),
+            device,
+        );
         for c0 in (r0..n).step_by(TILE) {
             let c1 = (c0 + TILE).min(n);
-            let b = Tensor::<2>::from_data(TensorData::new(data.x[c0 * d..c1 * d].to_vec(), [c1 - c0, d]), device);
+            let b = Tensor::<2>::from_data(
+                TensorData::new(data.x[c0 * d..c1 * d].to_vec(), [c1 - c0, d]),
+                device,
+            );
             let dots = tensor_to_vec(&a.clone().matmul(b.transpose()));
             let w = c1 - c0;
             for i in r0..r1 {
@@ -77,8 +88,18 @@ pub fn min_interclass_distance(data: &Dataset, device: &Device) -> Result<Interc
     let exact = candidates
         .iter()
         .map(|&(_, i, j)| {
-            let dist: f64 = data.input(i).iter().zip(data.input(j)).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>().sqrt();
-            InterclassDistance { distance: dist, i, j }
+            let dist: f64 = data
+                .input(i)
+                .iter()
+                .zip(data.input(j))
+                .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            InterclassDistance {
+                distance: dist,
+                i,
+                j,
+            }
         })
         .min_by(|a, b| a.distance.total_cmp(&b.distance))
         .ok_or_else(|| Error::Config("no pair of examples with different labels".into()))?;
@@ -126,10 +147,14 @@ pub fn ln_gamma(x: f64) -> f64 {
 
 fn check_delta_args(dim: usize, n: usize, eps: f64) -> Result<()> {
     if dim == 0 || n == 0 || !(eps > 0.0 && eps < 1.0) {
-        return Err(Error::Config(format!("δ(N, ε) needs dim ≥ 1, N ≥ 1 and 0 < ε < 1 (got dim={dim}, N={n}, ε={eps})")));
+        return Err(Error::Config(format!(
+            "δ(N, ε) needs dim ≥ 1, N ≥ 1 and 0 < ε < 1 (got dim={dim}, N={n}, ε={eps})"
+        )));
     }
     if (n as f64 / eps).ln() <= 0.0 {
-        return Err(Error::Config(format!("δ(N, ε) needs N/ε > 1 (got N={n}, ε={eps})")));
+        return Err(Error::Config(format!(
+            "δ(N, ε) needs N/ε > 1 (got N={n}, ε={eps})"
+        )));
     }
     Ok(())
 }
@@ -139,7 +164,10 @@ pub fn delta_cube(dim: usize, n: usize, eps: f64) -> Result<f64> {
     check_delta_args(dim, n, eps)?;
     let d = dim as f64;
     let n = n as f64;
-    Ok(4.0 * (ln_gamma(d / 2.0 + 1.0) / d).exp() / std::f64::consts::PI.sqrt() * ((n / eps).ln() / n).powf(1.0 / d))
+    Ok(
+        4.0 * (ln_gamma(d / 2.0 + 1.0) / d).exp() / std::f64::consts::PI.sqrt()
+            * ((n / eps).ln() / n).powf(1.0 / d),
+    )
 }
 
 /// Eq. (7): δ = 2^{1+1/d}·(1 − γ)^{−1/2}·(log(N/ε)/N)^{1/d} on S^d, 0 < γ < 1.
@@ -183,27 +211,49 @@ mod tests {
         assert!((v - 8.0 * (5000f64).ln() / 500.0).abs() < 1e-12);
         // δ shrinks with N
         assert!(delta_cube(5, 10_000, 0.1).unwrap() < delta_cube(5, 1000, 0.1).unwrap());
-        assert!(delta_cube(0, 10, 0.1).is_err() && delta_cube(3, 10, 1.5).is_err() && delta_sphere(3, 10, 0.1, 1.0).is_err());
+        assert!(
+            delta_cube(0, 10, 0.1).is_err()
+                && delta_cube(3, 10, 1.5).is_err()
+                && delta_sphere(3, 10, 0.1, 1.0).is_err()
+        );
     }
 
     #[test]
     fn min_distance_matches_brute_force() {
         let mut rng = crate::rng::Rng::new(4);
         let (n, d) = (300, 7);
-        let x: Vec<f32> = (0..n * d).map(|_| (rng.normal() * 3.0 + 10.0) as f32).collect();
+        let x: Vec<f32> = (0..n * d)
+            .map(|_| (rng.normal() * 3.0 + 10.0) as f32)
+            .collect();
         let y: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
-        let data = Dataset { x, y, input_shape: vec![d], classes: 3, name: "t".into() };
+        let data = Dataset {
+            x,
+            y,
+            input_shape: vec![d],
+            classes: 3,
+            name: "t".into(),
+        };
         let got = min_interclass_distance(&data, &Device::flex()).unwrap();
         let mut best = f64::INFINITY;
         for i in 0..n {
             for j in i + 1..n {
                 if data.y[i] != data.y[j] {
-                    let dd: f64 = data.input(i).iter().zip(data.input(j)).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>().sqrt();
+                    let dd: f64 = data
+                        .input(i)
+                        .iter()
+                        .zip(data.input(j))
+                        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                        .sum::<f64>()
+                        .sqrt();
                     best = best.min(dd);
                 }
             }
         }
-        assert!((got.distance - best).abs() < 1e-12 * best, "{} vs {best}", got.distance);
+        assert!(
+            (got.distance - best).abs() < 1e-12 * best,
+            "{} vs {best}",
+            got.distance
+        );
         assert_ne!(data.y[got.i], data.y[got.j]);
         // B closed form
         assert_eq!(data_bound(2f64.sqrt(), 0.0, 2.0), 2f64.sqrt() / 2.0);

@@ -21,11 +21,22 @@ pub enum Error {
 
     /// A binary dataset file whose length is not a whole number of records.
     #[error("{path}: truncated or wrong record size: {len} bytes is not a multiple of the {record}-byte record (last record starts at offset {offset})")]
-    RecordSize { path: PathBuf, len: u64, record: usize, offset: u64 },
+    RecordSize {
+        path: PathBuf,
+        len: u64,
+        record: usize,
+        offset: u64,
+    },
 
     /// A label outside 0..classes.
     #[error("{path}: record {record} (offset {offset}): label {label} out of range 0..{classes}")]
-    LabelOutOfRange { path: PathBuf, record: usize, offset: u64, label: u32, classes: usize },
+    LabelOutOfRange {
+        path: PathBuf,
+        record: usize,
+        offset: u64,
+        label: u32,
+        classes: usize,
+    },
 
     /// Tensor shapes that cannot work together.
     #[error("shape error: {0}")]
@@ -51,9 +62,15 @@ impl Error {
     /// Wrap an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            Error::MissingFile { path: path.into(), what: source.to_string() }
+            Error::MissingFile {
+                path: path.into(),
+                what: source.to_string(),
+            }
         } else {
-            Error::Io { path: path.into(), source }
+            Error::Io {
+                path: path.into(),
+                source,
+            }
         }
     }
 }

@@ -63,12 +63,24 @@ impl DataConfig {
                 let s = synthetic::generate(cfg)?;
                 Ok((s.train, s.test))
             }
-            DataConfig::Cifar { dir, train_samples, test_samples, input_scale, coarse } => {
+            DataConfig::Cifar {
+                dir,
+                train_samples,
+                test_samples,
+                input_scale,
+                coarse,
+            } => {
                 let kind = match cifar::detect_kind(dir)? {
                     CifarKind::Cifar100 { .. } => CifarKind::Cifar100 { coarse: *coarse },
                     k => k,
                 };
-                let (train, test) = cifar::load_dir(dir, &CifarOptions { kind, input_scale: *input_scale })?;
+                let (train, test) = cifar::load_dir(
+                    dir,
+                    &CifarOptions {
+                        kind,
+                        input_scale: *input_scale,
+                    },
+                )?;
                 let train = match train_samples {
                     Some(n) if *n < train.len() => train.class_balanced(*n)?,
                     _ => train,
@@ -108,7 +120,12 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { kind: ModelKind::Mlp, hidden: vec![256, 256], channels: vec![16, 32], activation: Activation::Tanh }
+        ModelConfig {
+            kind: ModelKind::Mlp,
+            hidden: vec![256, 256],
+            channels: vec![16, 32],
+            activation: Activation::Tanh,
+        }
     }
 }
 
@@ -124,9 +141,19 @@ impl ModelConfig {
             },
             ModelKind::Cnn => {
                 let &[c, h, w] = data.input_shape.as_slice() else {
-                    return Err(Error::Shape(format!("a CNN needs image inputs [c, h, w]; {} has inputs of shape {:?}", data.name, data.input_shape)));
+                    return Err(Error::Shape(format!(
+                        "a CNN needs image inputs [c, h, w]; {} has inputs of shape {:?}",
+                        data.name, data.input_shape
+                    )));
                 };
-                Architecture::Cnn { in_channels: c, height: h, width: w, channels: self.channels.clone(), classes: data.classes, activation: self.activation }
+                Architecture::Cnn {
+                    in_channels: c,
+                    height: h,
+                    width: w,
+                    channels: self.channels.clone(),
+                    classes: data.classes,
+                    activation: self.activation,
+                }
             }
         };
         arch.validate()?;
@@ -166,10 +193,19 @@ impl Default for RunConfig {
             backend: BackendKind::Cpu,
             data: DataConfig::default(),
             model: ModelConfig::default(),
-            loss: LossConfig { kind: LossKind::Square, label_smoothing: 0.0, target_scale: 1.0 },
-            optim: OptimConfig { lr: 0.05, momentum: 0.0, weight_decay: 0.0, batch_size: 0 },
-            steps: 400,
-            measure_every: 20,
+            loss: LossConfig {
+                kind: LossKind::Square,
+                label_smoothing: 0.0,
+                target_scale: 1.0,
+            },
+            optim: OptimConfig {
+                lr: 0.06,
+                momentum: 0.0,
+                weight_decay: 0.0,
+                batch_size: 0,
+            },
+            steps: 2000,
+            measure_every: 50,
             measure: MeasureConfig::default(),
         }
     }
@@ -184,13 +220,19 @@ impl RunConfig {
             return Err(Error::Config("measure_every must be ≥ 1".into()));
         }
         if self.measure.chunk == 0 || self.measure.samples == 0 {
-            return Err(Error::Config("measure.chunk and measure.samples must be ≥ 1".into()));
+            return Err(Error::Config(
+                "measure.chunk and measure.samples must be ≥ 1".into(),
+            ));
         }
         if self.measure.solver.lanczos.k == 0 || self.measure.solver.lanczos.max_steps == 0 {
-            return Err(Error::Config("measure.solver.lanczos.k and max_steps must be ≥ 1".into()));
+            return Err(Error::Config(
+                "measure.solver.lanczos.k and max_steps must be ≥ 1".into(),
+            ));
         }
         if !(self.measure.solver.hvp.eps_rel > 0.0 && self.measure.solver.hvp.eps_rel < 1.0) {
-            return Err(Error::Config("measure.solver.hvp.eps_rel must be in (0, 1)".into()));
+            return Err(Error::Config(
+                "measure.solver.hvp.eps_rel must be in (0, 1)".into(),
+            ));
         }
         Ok(())
     }
@@ -199,7 +241,12 @@ impl RunConfig {
 /// Progress reported by [`run`].
 pub enum Event<'a> {
     /// Set up: parameter count and data sizes.
-    Started { params: usize, train: usize, test: usize, measure_n: usize },
+    Started {
+        params: usize,
+        train: usize,
+        test: usize,
+        measure_n: usize,
+    },
     /// An optimiser step finished.
     Step { step: u64, loss: f64 },
     /// A measurement row (also the final `diverged` row).
@@ -223,8 +270,20 @@ pub fn run(cfg: &RunConfig, device: &Device, mut on: impl FnMut(Event)) -> Resul
     let arch = cfg.model.architecture(&train)?;
     let model = Model::init(&arch, cfg.seed, device)?;
     let mut measurer = Measurer::new(&train, Some(&test), &cfg.loss, &cfg.measure, device)?;
-    let mut trainer = Trainer::new(model, &train, cfg.loss.clone(), cfg.optim.clone(), cfg.measure.chunk, cfg.seed)?;
-    on(Event::Started { params: arch.num_params(), train: train.len(), test: test.len(), measure_n: measurer.train.n });
+    let mut trainer = Trainer::new(
+        model,
+        &train,
+        cfg.loss.clone(),
+        cfg.optim.clone(),
+        cfg.measure.chunk,
+        cfg.seed,
+    )?;
+    on(Event::Started {
+        params: arch.num_params(),
+        train: train.len(),
+        test: test.len(),
+        measure_n: measurer.train.n,
+    });
     let mut rows = 0;
     let base_row = |trainer: &Trainer| MetricsRow {
         step: trainer.step,
@@ -244,21 +303,39 @@ pub fn run(cfg: &RunConfig, device: &Device, mut on: impl FnMut(Event)) -> Resul
             on(Event::Row(&row));
             rows += 1;
             if row.diverged {
-                return Ok(RunSummary { rows, steps: step, diverged: true, model: trainer.model });
+                return Ok(RunSummary {
+                    rows,
+                    steps: step,
+                    diverged: true,
+                    model: trainer.model,
+                });
             }
         }
         if step >= cfg.steps {
-            return Ok(RunSummary { rows, steps: step, diverged: false, model: trainer.model });
+            return Ok(RunSummary {
+                rows,
+                steps: step,
+                diverged: false,
+                model: trainer.model,
+            });
         }
         let m = trainer.step();
-        on(Event::Step { step: trainer.step, loss: m.loss });
+        on(Event::Step {
+            step: trainer.step,
+            loss: m.loss,
+        });
         if !m.loss.is_finite() {
             let mut row = base_row(&trainer);
             row.train_loss = Some(m.loss);
             row.diverged = true;
             row.wall_s = t0.elapsed().as_secs_f64();
             on(Event::Row(&row));
-            return Ok(RunSummary { rows: rows + 1, steps: trainer.step, diverged: true, model: trainer.model });
+            return Ok(RunSummary {
+                rows: rows + 1,
+                steps: trainer.step,
+                diverged: true,
+                model: trainer.model,
+            });
         }
     }
 }

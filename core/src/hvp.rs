@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::loss::{LossConfig, LossKind};
 use crate::models::{forward, Architecture, Gate, Gates};
-use crate::objective::{flatten_to_host, loss_and_gradient, record_gates, unflatten_from_host, Sample};
+use crate::objective::{
+    flatten_to_host, loss_and_gradient, record_gates, unflatten_from_host, Sample,
+};
 
 /// Finite-difference settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,12 +41,19 @@ impl Default for HvpConfig {
 
 /// The step ε used at θ.
 pub fn step_size(params: &[Tensor<1>], cfg: &HvpConfig) -> f64 {
-    let norm2: f64 = params.iter().map(|p| crate::models::tensor_to_vec(&p.clone().square().sum())[0] as f64).sum();
+    let norm2: f64 = params
+        .iter()
+        .map(|p| crate::models::tensor_to_vec(&p.clone().square().sum())[0] as f64)
+        .sum();
     cfg.eps_rel * norm2.sqrt().max(1.0)
 }
 
 fn axpy_params(params: &[Tensor<1>], alpha: f64, v: &[Tensor<1>]) -> Vec<Tensor<1>> {
-    params.iter().zip(v).map(|(p, vi)| p.clone() + vi.clone().mul_scalar(alpha)).collect()
+    params
+        .iter()
+        .zip(v)
+        .map(|(p, vi)| p.clone() + vi.clone().mul_scalar(alpha))
+        .collect()
 }
 
 /// v ↦ ∇²ℓ_S(θ)·v at a fixed θ.
@@ -62,10 +71,24 @@ pub struct HessianOperator<'a> {
 
 impl<'a> HessianOperator<'a> {
     /// Records the gates at θ = `params` once; every product reuses them.
-    pub fn new(arch: &'a Architecture, params: &'a [Tensor<1>], sample: &'a Sample, loss: &'a LossConfig, cfg: &HvpConfig) -> Self {
+    pub fn new(
+        arch: &'a Architecture,
+        params: &'a [Tensor<1>],
+        sample: &'a Sample,
+        loss: &'a LossConfig,
+        cfg: &HvpConfig,
+    ) -> Self {
         let gates = record_gates(arch, params, sample);
         let eps = step_size(params, cfg);
-        HessianOperator { arch, params, sample, loss, gates, eps, products: 0 }
+        HessianOperator {
+            arch,
+            params,
+            sample,
+            loss,
+            gates,
+            eps,
+            products: 0,
+        }
     }
 
     /// Hv for v given as device tensors shaped like θ.
@@ -73,10 +96,15 @@ impl<'a> HessianOperator<'a> {
         self.products += 1;
         let plus = axpy_params(self.params, self.eps, v);
         let minus = axpy_params(self.params, -self.eps, v);
-        let (_, gp) = loss_and_gradient(self.arch, &plus, self.sample, self.loss, Some(&self.gates));
-        let (_, gm) = loss_and_gradient(self.arch, &minus, self.sample, self.loss, Some(&self.gates));
+        let (_, gp) =
+            loss_and_gradient(self.arch, &plus, self.sample, self.loss, Some(&self.gates));
+        let (_, gm) =
+            loss_and_gradient(self.arch, &minus, self.sample, self.loss, Some(&self.gates));
         let inv = 1.0 / (2.0 * self.eps);
-        gp.into_iter().zip(gm).map(|(a, b)| (a - b).mul_scalar(inv)).collect()
+        gp.into_iter()
+            .zip(gm)
+            .map(|(a, b)| (a - b).mul_scalar(inv))
+            .collect()
     }
 
     /// Hv for a flat host vector (PyTorch parameter order).
@@ -103,7 +131,13 @@ pub struct GaussNewtonOperator<'a> {
 
 impl<'a> GaussNewtonOperator<'a> {
     /// Records gates and output probabilities at θ.
-    pub fn new(arch: &'a Architecture, params: &'a [Tensor<1>], sample: &'a Sample, loss: &'a LossConfig, cfg: &HvpConfig) -> Self {
+    pub fn new(
+        arch: &'a Architecture,
+        params: &'a [Tensor<1>],
+        sample: &'a Sample,
+        loss: &'a LossConfig,
+        cfg: &HvpConfig,
+    ) -> Self {
         let gates = record_gates(arch, params, sample);
         let probs = sample
             .chunks
@@ -111,7 +145,16 @@ impl<'a> GaussNewtonOperator<'a> {
             .map(|ch| activation::softmax(forward(arch, params, ch.x.clone(), Gates::Free), 1))
             .collect();
         let eps = step_size(params, cfg);
-        GaussNewtonOperator { arch, params, sample, loss, gates, probs, eps, products: 0 }
+        GaussNewtonOperator {
+            arch,
+            params,
+            sample,
+            loss,
+            gates,
+            probs,
+            eps,
+            products: 0,
+        }
     }
 
     /// Gv for v given as device tensors shaped like θ.
@@ -119,14 +162,28 @@ impl<'a> GaussNewtonOperator<'a> {
         self.products += 1;
         let plus = axpy_params(self.params, self.eps, v);
         let minus = axpy_params(self.params, -self.eps, v);
-        let leaves: Vec<Tensor<1>> = self.params.iter().map(|p| p.clone().autodiff().require_grad()).collect();
+        let leaves: Vec<Tensor<1>> = self
+            .params
+            .iter()
+            .map(|p| p.clone().autodiff().require_grad())
+            .collect();
         let inv_n = 1.0 / self.sample.n as f64;
         let mut acc: Option<Vec<Tensor<1>>> = None;
         for (ci, ch) in self.sample.chunks.iter().enumerate() {
             let fixed = self.arch.has_gates();
             let g = &self.gates[ci];
-            let zp = forward(self.arch, &plus, ch.x.clone(), if fixed { Gates::Fixed(g) } else { Gates::Free });
-            let zm = forward(self.arch, &minus, ch.x.clone(), if fixed { Gates::Fixed(g) } else { Gates::Free });
+            let zp = forward(
+                self.arch,
+                &plus,
+                ch.x.clone(),
+                if fixed { Gates::Fixed(g) } else { Gates::Free },
+            );
+            let zm = forward(
+                self.arch,
+                &minus,
+                ch.x.clone(),
+                if fixed { Gates::Fixed(g) } else { Gates::Free },
+            );
             let u = (zp - zm).mul_scalar(1.0 / (2.0 * self.eps)); // J v, [B, C]
             let w = match self.loss.kind {
                 // ∇²_z c = (Σ_k t_k)(diag(p) − ppᵀ); Σ_k t_k = 1 for one-hot or smoothed targets.
@@ -140,8 +197,11 @@ impl<'a> GaussNewtonOperator<'a> {
             let z = forward(self.arch, &leaves, ch.x.clone(), Gates::Free);
             let s = (z * w).sum().mul_scalar(inv_n);
             let grads = s.backward();
-            let gi: Vec<Tensor<1>> =
-                leaves.iter().zip(self.params).map(|(l, p)| l.grad(&grads).unwrap_or_else(|| p.zeros_like())).collect();
+            let gi: Vec<Tensor<1>> = leaves
+                .iter()
+                .zip(self.params)
+                .map(|(l, p)| l.grad(&grads).unwrap_or_else(|| p.zeros_like()))
+                .collect();
             acc = Some(match acc {
                 None => gi,
                 Some(a) => a.into_iter().zip(gi).map(|(x, y)| x + y).collect(),

@@ -27,11 +27,18 @@ pub struct JacobianNorms {
 const TILE_BUDGET: usize = 1 << 24;
 
 /// ‖J_i‖₂ of the logit and softmax Jacobians for every example of `sample`.
-pub fn jacobian_spectral_norms(arch: &Architecture, params: &[Tensor<1>], sample: &Sample) -> JacobianNorms {
+pub fn jacobian_spectral_norms(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    sample: &Sample,
+) -> JacobianNorms {
     let c = arch.classes();
     let d = arch.input_len();
     let max_b = (TILE_BUDGET / (c * d)).max(1);
-    let mut out = JacobianNorms { softmax: Vec::with_capacity(sample.n), logit: Vec::with_capacity(sample.n) };
+    let mut out = JacobianNorms {
+        softmax: Vec::with_capacity(sample.n),
+        logit: Vec::with_capacity(sample.n),
+    };
     for ch in &sample.chunks {
         let b_all = ch.x.dims()[0];
         for start in (0..b_all).step_by(max_b) {
@@ -39,8 +46,16 @@ pub fn jacobian_spectral_norms(arch: &Architecture, params: &[Tensor<1>], sample
             let x = ch.x.clone().slice([start..start + b, 0..d]);
             let (g, gs) = gram_matrices(arch, params, x, c, d);
             for i in 0..b {
-                out.logit.push(largest_eigenvalue(&g[i * c * c..(i + 1) * c * c], c).max(0.0).sqrt());
-                out.softmax.push(largest_eigenvalue(&gs[i * c * c..(i + 1) * c * c], c).max(0.0).sqrt());
+                out.logit.push(
+                    largest_eigenvalue(&g[i * c * c..(i + 1) * c * c], c)
+                        .max(0.0)
+                        .sqrt(),
+                );
+                out.softmax.push(
+                    largest_eigenvalue(&gs[i * c * c..(i + 1) * c * c], c)
+                        .max(0.0)
+                        .sqrt(),
+                );
             }
         }
     }
@@ -48,7 +63,13 @@ pub fn jacobian_spectral_norms(arch: &Architecture, params: &[Tensor<1>], sample
 }
 
 /// Per-example Gram matrices J Jᵀ of the logit and softmax Jacobians, `[B, C, C]` each, on the host.
-fn gram_matrices(arch: &Architecture, params: &[Tensor<1>], x: Tensor<2>, c: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
+fn gram_matrices(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    x: Tensor<2>,
+    c: usize,
+    d: usize,
+) -> (Vec<f64>, Vec<f64>) {
     let b = x.dims()[0];
     let device = x.device();
     // Copy k of the batch (rows k·B .. (k+1)·B) selects logit k.
@@ -65,13 +86,18 @@ fn gram_matrices(arch: &Architecture, params: &[Tensor<1>], x: Tensor<2>, c: usi
     let rows = tiled.grad(&grads).expect("input gradient"); // [C·B, d]
     let j: Tensor<3> = rows.reshape([c, b, d]).swap_dims(0, 1); // [B, C, d]
     let g = j.clone().matmul(j.clone().swap_dims(1, 2)); // [B, C, C]
-    // softmax Jacobian A·J with A = diag(p) − ppᵀ
+                                                         // softmax Jacobian A·J with A = diag(p) − ppᵀ
     let p = activation::softmax(forward(arch, params, x, Gates::Free), 1); // [B, C]
     let eye = Tensor::<2>::eye(c, &device).unsqueeze::<3>(); // [1, C, C]
     let pcol: Tensor<3> = p.clone().unsqueeze_dim(2); // [B, C, 1]
     let a = pcol.clone() * eye - pcol.clone().matmul(pcol.swap_dims(1, 2));
     let js = a.matmul(j); // [B, C, d]
     let gs = js.clone().matmul(js.swap_dims(1, 2));
-    let to64 = |t: &Tensor<3>| tensor_to_vec(t).into_iter().map(f64::from).collect::<Vec<_>>();
+    let to64 = |t: &Tensor<3>| {
+        tensor_to_vec(t)
+            .into_iter()
+            .map(f64::from)
+            .collect::<Vec<_>>()
+    };
     (to64(&g), to64(&gs))
 }

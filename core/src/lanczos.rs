@@ -34,7 +34,12 @@ pub struct LanczosConfig {
 
 impl Default for LanczosConfig {
     fn default() -> Self {
-        LanczosConfig { k: 1, tol: 1e-3, max_steps: 100, min_steps: 2 }
+        LanczosConfig {
+            k: 1,
+            tol: 1e-3,
+            max_steps: 100,
+            min_steps: 2,
+        }
     }
 }
 
@@ -62,9 +67,17 @@ impl Lanczos {
     /// Starts from `start` (normalised here; must be non-zero and finite).
     pub fn new(mut start: Vec<f64>) -> Self {
         let n = norm(&start);
-        assert!(n > 0.0 && n.is_finite(), "Lanczos start vector must be non-zero and finite");
+        assert!(
+            n > 0.0 && n.is_finite(),
+            "Lanczos start vector must be non-zero and finite"
+        );
         start.iter_mut().for_each(|x| *x /= n);
-        Lanczos { basis: vec![start], alpha: Vec::new(), beta: Vec::new(), exhausted: false }
+        Lanczos {
+            basis: vec![start],
+            alpha: Vec::new(),
+            beta: Vec::new(),
+            exhausted: false,
+        }
     }
 
     /// The vector q the caller must multiply by A next.
@@ -87,7 +100,11 @@ impl Lanczos {
     pub fn feed(&mut self, aq: &[f64]) {
         let j = self.alpha.len();
         let q = &self.basis[j];
-        assert_eq!(aq.len(), q.len(), "operator returned a vector of the wrong length");
+        assert_eq!(
+            aq.len(),
+            q.len(),
+            "operator returned a vector of the wrong length"
+        );
         let mut w = aq.to_vec();
         let a = dot(q, &w);
         axpy(-a, q, &mut w);
@@ -103,7 +120,10 @@ impl Lanczos {
         }
         self.alpha.push(a);
         let b = norm(&w);
-        let scale = a.abs().max(self.beta.last().copied().unwrap_or(0.0)).max(f64::MIN_POSITIVE);
+        let scale = a
+            .abs()
+            .max(self.beta.last().copied().unwrap_or(0.0))
+            .max(f64::MIN_POSITIVE);
         self.beta.push(b);
         if b <= 1e-12 * scale || self.basis.len() == q.len() || !b.is_finite() {
             self.exhausted = true;
@@ -128,7 +148,11 @@ impl Lanczos {
             }
         }
         let (values, vectors) = symmetric_eigen(&t, m);
-        let beta_m = if self.exhausted { 0.0 } else { self.beta[m - 1] };
+        let beta_m = if self.exhausted {
+            0.0
+        } else {
+            self.beta[m - 1]
+        };
         values
             .iter()
             .zip(&vectors)
@@ -195,7 +219,10 @@ pub fn top_eigenpairs<E>(
             return Ok(Eigenpairs {
                 values: pairs.iter().map(|p| p.value).collect(),
                 residuals: pairs.iter().map(|p| p.residual).collect(),
-                vectors: pairs.into_iter().map(|p| p.vector.expect("asked for vectors")).collect(),
+                vectors: pairs
+                    .into_iter()
+                    .map(|p| p.vector.expect("asked for vectors"))
+                    .collect(),
                 steps: l.steps(),
                 converged: done,
             });
@@ -227,14 +254,40 @@ mod tests {
         let n = 60;
         let a = random_symmetric(n, &mut rng);
         let exact = symmetric_eigenvalues(&a, n);
-        let cfg = LanczosConfig { k: 3, tol: 1e-10, max_steps: n, min_steps: 2 };
-        let r = top_eigenpairs(|v| Ok::<_, ()>(matvec(&a, n, n, v)), rng.unit_vector(n), &cfg).unwrap();
+        let cfg = LanczosConfig {
+            k: 3,
+            tol: 1e-10,
+            max_steps: n,
+            min_steps: 2,
+        };
+        let r = top_eigenpairs(
+            |v| Ok::<_, ()>(matvec(&a, n, n, v)),
+            rng.unit_vector(n),
+            &cfg,
+        )
+        .unwrap();
+        #[allow(clippy::needless_range_loop)]
         for i in 0..3 {
-            assert!((r.values[i] - exact[i]).abs() < 1e-8, "{i}: {} vs {}", r.values[i], exact[i]);
+            assert!(
+                (r.values[i] - exact[i]).abs() < 1e-8,
+                "{i}: {} vs {}",
+                r.values[i],
+                exact[i]
+            );
             // the reported residual is the true residual
             let av = matvec(&a, n, n, &r.vectors[i]);
-            let true_res = av.iter().zip(&r.vectors[i]).map(|(x, y)| (x - r.values[i] * y).powi(2)).sum::<f64>().sqrt();
-            assert!((true_res - r.residuals[i]).abs() < 1e-8, "residual {} vs {}", true_res, r.residuals[i]);
+            let true_res = av
+                .iter()
+                .zip(&r.vectors[i])
+                .map(|(x, y)| (x - r.values[i] * y).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                (true_res - r.residuals[i]).abs() < 1e-8,
+                "residual {} vs {}",
+                true_res,
+                r.residuals[i]
+            );
         }
     }
 
@@ -264,8 +317,18 @@ mod tests {
                 a[i * n + j] = (0..n).map(|k| q[k][i] * diag[k] * q[k][j]).sum();
             }
         }
-        let cfg = LanczosConfig { k: 1, tol: 1e-9, max_steps: n, min_steps: 2 };
-        let r = top_eigenpairs(|v| Ok::<_, ()>(matvec(&a, n, n, v)), rng.unit_vector(n), &cfg).unwrap();
+        let cfg = LanczosConfig {
+            k: 1,
+            tol: 1e-9,
+            max_steps: n,
+            min_steps: 2,
+        };
+        let r = top_eigenpairs(
+            |v| Ok::<_, ()>(matvec(&a, n, n, v)),
+            rng.unit_vector(n),
+            &cfg,
+        )
+        .unwrap();
         assert!((r.values[0] - 3.0).abs() < 1e-7, "got {}", r.values[0]);
         assert!(r.converged);
     }
@@ -275,23 +338,48 @@ mod tests {
         let mut rng = Rng::new(9);
         let n = 200;
         let a = random_symmetric(n, &mut rng);
-        let cfg = LanczosConfig { k: 1, tol: 1e-6, max_steps: n, min_steps: 2 };
-        let cold = top_eigenpairs(|v| Ok::<_, ()>(matvec(&a, n, n, v)), rng.unit_vector(n), &cfg).unwrap();
+        let cfg = LanczosConfig {
+            k: 1,
+            tol: 1e-6,
+            max_steps: n,
+            min_steps: 2,
+        };
+        let cold = top_eigenpairs(
+            |v| Ok::<_, ()>(matvec(&a, n, n, v)),
+            rng.unit_vector(n),
+            &cfg,
+        )
+        .unwrap();
         // perturb the matrix slightly and warm start from the old top vector
         let mut b = a.clone();
         for i in 0..n {
             b[i * n + i] += 1e-3 * rng.normal();
         }
-        let warm = top_eigenpairs(|v| Ok::<_, ()>(matvec(&b, n, n, v)), cold.vectors[0].clone(), &cfg).unwrap();
+        let warm = top_eigenpairs(
+            |v| Ok::<_, ()>(matvec(&b, n, n, v)),
+            cold.vectors[0].clone(),
+            &cfg,
+        )
+        .unwrap();
         let exact = symmetric_eigenvalues(&b, n)[0];
         assert!((warm.values[0] - exact).abs() < 1e-5);
-        assert!(warm.steps < cold.steps, "warm {} cold {}", warm.steps, cold.steps);
+        assert!(
+            warm.steps < cold.steps,
+            "warm {} cold {}",
+            warm.steps,
+            cold.steps
+        );
     }
 
     #[test]
     fn invariant_subspace_is_exact() {
         // A = I·2 on R^5: one step spans an invariant space.
-        let r = top_eigenpairs(|v: &[f64]| Ok::<_, ()>(v.iter().map(|x| 2.0 * x).collect()), vec![1.0, 2.0, 0.0, 0.0, 1.0], &LanczosConfig::default()).unwrap();
+        let r = top_eigenpairs(
+            |v: &[f64]| Ok::<_, ()>(v.iter().map(|x| 2.0 * x).collect()),
+            vec![1.0, 2.0, 0.0, 0.0, 1.0],
+            &LanczosConfig::default(),
+        )
+        .unwrap();
         assert_eq!(r.steps, 1);
         assert!((r.values[0] - 2.0).abs() < 1e-14);
         assert_eq!(r.residuals[0], 0.0);

@@ -12,7 +12,10 @@ pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
     let (values, v) = jacobi(a, n, true);
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&i, &j| values[j].total_cmp(&values[i]));
-    let vectors = order.iter().map(|&j| (0..n).map(|i| v[i * n + j]).collect()).collect();
+    let vectors = order
+        .iter()
+        .map(|&j| (0..n).map(|i| v[i * n + j]).collect())
+        .collect();
     (order.iter().map(|&j| values[j]).collect(), vectors)
 }
 
@@ -29,7 +32,12 @@ pub fn largest_eigenvalue(a: &[f64], n: usize) -> f64 {
 }
 
 fn jacobi(a: &[f64], n: usize, want_vectors: bool) -> (Vec<f64>, Vec<f64>) {
-    assert_eq!(a.len(), n * n, "symmetric_eigen: {} values for a {n}×{n} matrix", a.len());
+    assert_eq!(
+        a.len(),
+        n * n,
+        "symmetric_eigen: {} values for a {n}×{n} matrix",
+        a.len()
+    );
     let mut m = a.to_vec();
     // symmetrise against rounding in the caller
     for i in 0..n {
@@ -51,7 +59,10 @@ fn jacobi(a: &[f64], n: usize, want_vectors: bool) -> (Vec<f64>, Vec<f64>) {
         return ((0..n).map(|i| m[i * n + i]).collect(), v);
     }
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i * n + j].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * n + j].powi(2))
+            .sum();
         if off.sqrt() <= 1e-15 * scale {
             break;
         }
@@ -111,7 +122,9 @@ pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
 
 /// Dense matrix–vector product, `a` row-major `rows × cols`.
 pub fn matvec(a: &[f64], rows: usize, cols: usize, x: &[f64]) -> Vec<f64> {
-    (0..rows).map(|i| dot(&a[i * cols..(i + 1) * cols], x)).collect()
+    (0..rows)
+        .map(|i| dot(&a[i * cols..(i + 1) * cols], x))
+        .collect()
 }
 
 #[cfg(test)]
@@ -134,7 +147,12 @@ mod tests {
             let (vals, vecs) = symmetric_eigen(&a, n);
             for (l, v) in vals.iter().zip(&vecs) {
                 let av = matvec(&a, n, n, v);
-                let r: f64 = av.iter().zip(v).map(|(x, y)| (x - l * y).powi(2)).sum::<f64>().sqrt();
+                let r: f64 = av
+                    .iter()
+                    .zip(v)
+                    .map(|(x, y)| (x - l * y).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
                 assert!(r < 1e-12, "n={n} residual {r}");
                 assert!((norm(v) - 1.0).abs() < 1e-12);
             }

@@ -28,7 +28,9 @@ impl std::str::FromStr for LossKind {
         match s {
             "ce" | "cross-entropy" | "crossentropy" | "cross_entropy" => Ok(LossKind::CrossEntropy),
             "mse" | "square" => Ok(LossKind::Square),
-            o => Err(Error::Config(format!("unknown loss '{o}' (expected ce or square)"))),
+            o => Err(Error::Config(format!(
+                "unknown loss '{o}' (expected ce or square)"
+            ))),
         }
     }
 }
@@ -47,7 +49,11 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig { kind: LossKind::CrossEntropy, label_smoothing: 0.0, target_scale: 1.0 }
+        LossConfig {
+            kind: LossKind::CrossEntropy,
+            label_smoothing: 0.0,
+            target_scale: 1.0,
+        }
     }
 }
 
@@ -55,10 +61,16 @@ impl LossConfig {
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(Error::Config(format!("label smoothing must be in [0, 1), got {}", self.label_smoothing)));
+            return Err(Error::Config(format!(
+                "label smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            )));
         }
         if !self.target_scale.is_finite() || self.target_scale <= 0.0 {
-            return Err(Error::Config(format!("target scale must be positive, got {}", self.target_scale)));
+            return Err(Error::Config(format!(
+                "target scale must be positive, got {}",
+                self.target_scale
+            )));
         }
         Ok(())
     }
@@ -73,14 +85,21 @@ impl LossConfig {
 
     /// Targets for labels, `[n, C]` row-major.
     pub fn targets(&self, labels: &[u32], classes: usize) -> Vec<f32> {
-        labels.iter().flat_map(|&y| self.target(y, classes)).collect()
+        labels
+            .iter()
+            .flat_map(|&y| self.target(y, classes))
+            .collect()
     }
 
     /// The constant subtracted to get the KL form: H(t) for cross-entropy, 0 for square loss.
     pub fn entropy_offset(&self, target: &[f32]) -> f64 {
         match self.kind {
             LossKind::Square => 0.0,
-            LossKind::CrossEntropy => target.iter().filter(|&&t| t > 0.0).map(|&t| -(t as f64) * (t as f64).ln()).sum(),
+            LossKind::CrossEntropy => target
+                .iter()
+                .filter(|&&t| t > 0.0)
+                .map(|&t| -(t as f64) * (t as f64).ln())
+                .sum(),
         }
     }
 
@@ -116,7 +135,10 @@ mod tests {
     #[test]
     fn cross_entropy_by_hand() {
         let dev = Device::flex();
-        let cfg = LossConfig { label_smoothing: 0.1, ..Default::default() };
+        let cfg = LossConfig {
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
         let t = cfg.targets(&[0], 2);
         assert!((t[0] - 0.95).abs() < 1e-7 && (t[1] - 0.05).abs() < 1e-7);
         let z = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, -1.0], [1, 2]), &dev);
@@ -134,11 +156,23 @@ mod tests {
     #[test]
     fn square_loss_by_hand() {
         let dev = Device::flex();
-        let cfg = LossConfig { kind: LossKind::Square, label_smoothing: 0.0, target_scale: 2.0 };
+        let cfg = LossConfig {
+            kind: LossKind::Square,
+            label_smoothing: 0.0,
+            target_scale: 2.0,
+        };
         let z = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 1.0], [1, 2]), &dev);
         let t = Tensor::<2>::from_data(TensorData::new(cfg.targets(&[1], 2), [1, 2]), &dev);
         // ½((1-0)² + (1-2)²) = 1
-        assert_eq!(crate::models::tensor_to_vec(&cfg.per_example(z, t)), vec![1.0]);
-        assert!(LossConfig { label_smoothing: 1.0, ..Default::default() }.validate().is_err());
+        assert_eq!(
+            crate::models::tensor_to_vec(&cfg.per_example(z, t)),
+            vec![1.0]
+        );
+        assert!(LossConfig {
+            label_smoothing: 1.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -15,7 +15,9 @@ use crate::loss::LossConfig;
 use crate::models::Model;
 use crate::objective::{evaluate, Sample};
 use crate::record::{MetricsRow, NormStats};
-use crate::sharpness::{top_gauss_newton_eigenvalues, top_hessian_eigenvalues, Sharpness, SharpnessConfig};
+use crate::sharpness::{
+    top_gauss_newton_eigenvalues, top_hessian_eigenvalues, Sharpness, SharpnessConfig,
+};
 use crate::Result;
 
 /// What to measure and how.
@@ -72,15 +74,27 @@ pub struct Measurer {
 impl Measurer {
     /// Uploads the measurement subset (the first `cfg.samples` examples of
     /// `train`) and `test`, and computes the minimum inter-class distance once.
-    pub fn new(train: &Dataset, test: Option<&Dataset>, loss: &LossConfig, cfg: &MeasureConfig, device: &Device) -> Result<Measurer> {
+    pub fn new(
+        train: &Dataset,
+        test: Option<&Dataset>,
+        loss: &LossConfig,
+        cfg: &MeasureConfig,
+        device: &Device,
+    ) -> Result<Measurer> {
         loss.validate()?;
         let subset = train.first(cfg.samples.max(1));
-        let interclass = if cfg.bound { Some(min_interclass_distance(&subset, device)?) } else { None };
+        let interclass = if cfg.bound {
+            Some(min_interclass_distance(&subset, device)?)
+        } else {
+            None
+        };
         Ok(Measurer {
             cfg: cfg.clone(),
             loss: loss.clone(),
             train: Sample::new(&subset, loss, cfg.chunk, device)?,
-            test: test.map(|t| Sample::new(t, loss, cfg.chunk, device)).transpose()?,
+            test: test
+                .map(|t| Sample::new(t, loss, cfg.chunk, device))
+                .transpose()?,
             interclass,
             warm_hessian: None,
             warm_gn: None,
@@ -112,16 +126,32 @@ impl Measurer {
             return;
         }
         if self.cfg.sharpness {
-            let warm = self.cfg.warm_start.then_some(self.warm_hessian.as_deref()).flatten();
-            let s = top_hessian_eigenvalues(arch, params, &self.train, &self.loss, &self.cfg.solver, warm);
+            let warm = self
+                .cfg
+                .warm_start
+                .then_some(self.warm_hessian.as_deref())
+                .flatten();
+            let s = top_hessian_eigenvalues(
+                arch,
+                params,
+                &self.train,
+                &self.loss,
+                &self.cfg.solver,
+                warm,
+            );
             self.warm_hessian = s.vectors.first().cloned();
             fill_sharpness(row, &s);
         }
         if self.cfg.gauss_newton {
-            let warm = self.cfg.warm_start.then_some(self.warm_gn.as_deref()).flatten();
+            let warm = self
+                .cfg
+                .warm_start
+                .then_some(self.warm_gn.as_deref())
+                .flatten();
             let mut solver = self.cfg.solver.clone();
             solver.lanczos.k = 1;
-            let s = top_gauss_newton_eigenvalues(arch, params, &self.train, &self.loss, &solver, warm);
+            let s =
+                top_gauss_newton_eigenvalues(arch, params, &self.train, &self.loss, &solver, warm);
             self.warm_gn = s.vectors.first().cloned();
             row.gn_sharpness = Some(s.top());
             row.gn_residual = Some(s.residuals[0]);

@@ -47,7 +47,9 @@ impl std::str::FromStr for Activation {
             "relu" => Ok(Activation::Relu),
             "tanh" => Ok(Activation::Tanh),
             "gelu" => Ok(Activation::Gelu),
-            o => Err(Error::Config(format!("unknown activation '{o}' (expected relu, tanh or gelu)"))),
+            o => Err(Error::Config(format!(
+                "unknown activation '{o}' (expected relu, tanh or gelu)"
+            ))),
         }
     }
 }
@@ -58,12 +60,24 @@ impl std::str::FromStr for Activation {
 pub enum Architecture {
     /// Fully connected: d → hidden[0] → … → hidden[L−1] → C, activation after
     /// every hidden layer. PyTorch names `layers.{i}.weight|bias`.
-    Mlp { input_dim: usize, hidden: Vec<usize>, classes: usize, activation: Activation },
+    Mlp {
+        input_dim: usize,
+        hidden: Vec<usize>,
+        classes: usize,
+        activation: Activation,
+    },
     /// Small CNN: for each entry of `channels`, conv 3×3 (padding 1) →
     /// activation → max-pool 2×2; then one linear layer to C. PyTorch names
     /// `features.{3i}.weight|bias` (nn.Sequential of conv, act, pool) and
     /// `classifier.weight|bias`.
-    Cnn { in_channels: usize, height: usize, width: usize, channels: Vec<usize>, classes: usize, activation: Activation },
+    Cnn {
+        in_channels: usize,
+        height: usize,
+        width: usize,
+        channels: Vec<usize>,
+        classes: usize,
+        activation: Activation,
+    },
 }
 
 /// Name and PyTorch shape of one parameter tensor.
@@ -98,14 +112,21 @@ impl Architecture {
     pub fn input_len(&self) -> usize {
         match self {
             Architecture::Mlp { input_dim, .. } => *input_dim,
-            Architecture::Cnn { in_channels, height, width, .. } => in_channels * height * width,
+            Architecture::Cnn {
+                in_channels,
+                height,
+                width,
+                ..
+            } => in_channels * height * width,
         }
     }
 
     /// The activation.
     pub fn activation(&self) -> Activation {
         match self {
-            Architecture::Mlp { activation, .. } | Architecture::Cnn { activation, .. } => *activation,
+            Architecture::Mlp { activation, .. } | Architecture::Cnn { activation, .. } => {
+                *activation
+            }
         }
     }
 
@@ -118,17 +139,33 @@ impl Architecture {
     /// Checks that the architecture can work.
     pub fn validate(&self) -> Result<()> {
         match self {
-            Architecture::Mlp { input_dim, hidden, classes, .. } => {
+            Architecture::Mlp {
+                input_dim,
+                hidden,
+                classes,
+                ..
+            } => {
                 if *input_dim == 0 || *classes < 2 || hidden.contains(&0) {
                     return Err(Error::Config(format!(
                         "MLP needs input_dim ≥ 1, classes ≥ 2 and non-zero widths (got d={input_dim}, hidden={hidden:?}, C={classes})"
                     )));
                 }
             }
-            Architecture::Cnn { in_channels, height, width, channels, classes, .. } => {
+            Architecture::Cnn {
+                in_channels,
+                height,
+                width,
+                channels,
+                classes,
+                ..
+            } => {
                 let div = 1usize << channels.len();
-                if *in_channels == 0 || *classes < 2 || channels.is_empty() || channels.contains(&0) {
-                    return Err(Error::Config("CNN needs ≥ 1 input channel, ≥ 1 non-zero conv layer and ≥ 2 classes".into()));
+                if *in_channels == 0 || *classes < 2 || channels.is_empty() || channels.contains(&0)
+                {
+                    return Err(Error::Config(
+                        "CNN needs ≥ 1 input channel, ≥ 1 non-zero conv layer and ≥ 2 classes"
+                            .into(),
+                    ));
                 }
                 if height % div != 0 || width % div != 0 {
                     return Err(Error::Shape(format!(
@@ -145,23 +182,51 @@ impl Architecture {
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let mut specs = Vec::new();
         let linear = |name: String, fan_in: usize, out: usize, specs: &mut Vec<ParamSpec>| {
-            specs.push(ParamSpec { name: format!("{name}.weight"), shape: vec![out, fan_in], fan_in });
-            specs.push(ParamSpec { name: format!("{name}.bias"), shape: vec![out], fan_in });
+            specs.push(ParamSpec {
+                name: format!("{name}.weight"),
+                shape: vec![out, fan_in],
+                fan_in,
+            });
+            specs.push(ParamSpec {
+                name: format!("{name}.bias"),
+                shape: vec![out],
+                fan_in,
+            });
         };
         match self {
-            Architecture::Mlp { input_dim, hidden, classes, .. } => {
+            Architecture::Mlp {
+                input_dim,
+                hidden,
+                classes,
+                ..
+            } => {
                 let mut d = *input_dim;
                 for (i, &h) in hidden.iter().chain(std::iter::once(classes)).enumerate() {
                     linear(format!("layers.{i}"), d, h, &mut specs);
                     d = h;
                 }
             }
-            Architecture::Cnn { in_channels, height, width, channels, classes, .. } => {
+            Architecture::Cnn {
+                in_channels,
+                height,
+                width,
+                channels,
+                classes,
+                ..
+            } => {
                 let mut c = *in_channels;
                 for (i, &co) in channels.iter().enumerate() {
                     let fan_in = c * 9;
-                    specs.push(ParamSpec { name: format!("features.{}.weight", 3 * i), shape: vec![co, c, 3, 3], fan_in });
-                    specs.push(ParamSpec { name: format!("features.{}.bias", 3 * i), shape: vec![co], fan_in });
+                    specs.push(ParamSpec {
+                        name: format!("features.{}.weight", 3 * i),
+                        shape: vec![co, c, 3, 3],
+                        fan_in,
+                    });
+                    specs.push(ParamSpec {
+                        name: format!("features.{}.bias", 3 * i),
+                        shape: vec![co],
+                        fan_in,
+                    });
                     c = co;
                 }
                 let div = 1usize << channels.len();
@@ -216,7 +281,9 @@ impl Model {
             .iter()
             .map(|s| {
                 let bound = 1.0 / (s.fan_in as f64).sqrt();
-                (0..s.len()).map(|_| rng.uniform_in(-bound, bound) as f32).collect()
+                (0..s.len())
+                    .map(|_| rng.uniform_in(-bound, bound) as f32)
+                    .collect()
             })
             .collect();
         Model::from_host(arch, &host, device)
@@ -227,19 +294,35 @@ impl Model {
         arch.validate()?;
         let specs = arch.param_specs();
         if specs.len() != host.len() {
-            return Err(Error::Shape(format!("{} parameter tensors given, architecture has {}", host.len(), specs.len())));
+            return Err(Error::Shape(format!(
+                "{} parameter tensors given, architecture has {}",
+                host.len(),
+                specs.len()
+            )));
         }
         let params = specs
             .iter()
             .zip(host)
             .map(|(s, v)| {
                 if s.len() != v.len() {
-                    return Err(Error::Shape(format!("{}: {} values, expected {} ({:?})", s.name, v.len(), s.len(), s.shape)));
+                    return Err(Error::Shape(format!(
+                        "{}: {} values, expected {} ({:?})",
+                        s.name,
+                        v.len(),
+                        s.len(),
+                        s.shape
+                    )));
                 }
-                Ok(Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device))
+                Ok(Tensor::<1>::from_data(
+                    TensorData::new(v.clone(), [v.len()]),
+                    device,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Model { arch: arch.clone(), params })
+        Ok(Model {
+            arch: arch.clone(),
+            params,
+        })
     }
 
     /// Parameters copied to the host.
@@ -266,7 +349,10 @@ impl Model {
 
 /// Reads a tensor's values to the host as f32.
 pub fn tensor_to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32 tensor data")
+    t.to_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 tensor data")
 }
 
 fn act<const D: usize>(h: Tensor<D>, a: Activation, gates: &mut Gates, k: &mut usize) -> Tensor<D> {
@@ -305,7 +391,11 @@ fn pool(h: Tensor<4>, gates: &mut Gates, k: &mut usize) -> Tensor<4> {
             out
         }
         Gates::Fixed(list) => match &list[*k] {
-            Gate::Pool(idx) => h.reshape([b, c, hh * ww]).gather(2, idx.clone()).reshape([b, c, hh / 2, ww / 2]),
+            Gate::Pool(idx) => {
+                h.reshape([b, c, hh * ww])
+                    .gather(2, idx.clone())
+                    .reshape([b, c, hh / 2, ww / 2])
+            }
             Gate::Off(_) => panic!("gate {k} is a ReLU gate, expected a pool gate"),
         },
     };
@@ -316,7 +406,12 @@ fn pool(h: Tensor<4>, gates: &mut Gates, k: &mut usize) -> Tensor<4> {
 /// f(x; θ) with `params` in [`Architecture::param_specs`] order.
 ///
 /// `x`: `[B, d]`; returns logits `[B, C]`.
-pub fn forward(arch: &Architecture, params: &[Tensor<1>], x: Tensor<2>, mut gates: Gates) -> Tensor<2> {
+pub fn forward(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    x: Tensor<2>,
+    mut gates: Gates,
+) -> Tensor<2> {
     let specs = arch.param_specs();
     let p2 = |i: usize| -> Tensor<2> {
         let s = &specs[i].shape;
@@ -335,13 +430,24 @@ pub fn forward(arch: &Architecture, params: &[Tensor<1>], x: Tensor<2>, mut gate
             }
             h
         }
-        Architecture::Cnn { in_channels, height, width, channels, .. } => {
+        Architecture::Cnn {
+            in_channels,
+            height,
+            width,
+            channels,
+            ..
+        } => {
             let b = x.dims()[0];
             let mut h: Tensor<4> = x.reshape([b, *in_channels, *height, *width]);
             for l in 0..channels.len() {
                 let s = &specs[2 * l].shape;
                 let w: Tensor<4> = params[2 * l].clone().reshape([s[0], s[1], s[2], s[3]]);
-                h = conv2d(h, w, Some(params[2 * l + 1].clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+                h = conv2d(
+                    h,
+                    w,
+                    Some(params[2 * l + 1].clone()),
+                    ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+                );
                 h = act(h, a, &mut gates, &mut k);
                 h = pool(h, &mut gates, &mut k);
             }
@@ -358,24 +464,66 @@ mod tests {
 
     #[test]
     fn parameter_counts_and_names() {
-        let mlp = Architecture::Mlp { input_dim: 3072, hidden: vec![512, 512], classes: 10, activation: Activation::Relu };
-        assert_eq!(mlp.num_params(), 3072 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10);
+        let mlp = Architecture::Mlp {
+            input_dim: 3072,
+            hidden: vec![512, 512],
+            classes: 10,
+            activation: Activation::Relu,
+        };
+        assert_eq!(
+            mlp.num_params(),
+            3072 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+        );
         let names: Vec<_> = mlp.param_specs().into_iter().map(|s| s.name).collect();
-        assert_eq!(names, ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.2.weight", "layers.2.bias"]);
-        let cnn = Architecture::Cnn { in_channels: 3, height: 32, width: 32, channels: vec![16, 32], classes: 10, activation: Activation::Relu };
+        assert_eq!(
+            names,
+            [
+                "layers.0.weight",
+                "layers.0.bias",
+                "layers.1.weight",
+                "layers.1.bias",
+                "layers.2.weight",
+                "layers.2.bias"
+            ]
+        );
+        let cnn = Architecture::Cnn {
+            in_channels: 3,
+            height: 32,
+            width: 32,
+            channels: vec![16, 32],
+            classes: 10,
+            activation: Activation::Relu,
+        };
         // torch: Conv2d(3,16,3)=448, Conv2d(16,32,3)=4640, Linear(32*8*8,10)=20490
         assert_eq!(cnn.num_params(), 448 + 4640 + 20490);
-        assert!(Architecture::Cnn { in_channels: 3, height: 30, width: 32, channels: vec![8, 8], classes: 10, activation: Activation::Relu }
-            .validate()
-            .is_err());
+        assert!(Architecture::Cnn {
+            in_channels: 3,
+            height: 30,
+            width: 32,
+            channels: vec![8, 8],
+            classes: 10,
+            activation: Activation::Relu
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]
     fn mlp_forward_by_hand() {
         let dev = Device::flex();
-        let arch = Architecture::Mlp { input_dim: 2, hidden: vec![2], classes: 2, activation: Activation::Relu };
+        let arch = Architecture::Mlp {
+            input_dim: 2,
+            hidden: vec![2],
+            classes: 2,
+            activation: Activation::Relu,
+        };
         // W1 = [[1, -1], [2, 0]], b1 = [0, -1], W2 = [[1, 1], [0, -1]], b2 = [0.5, 0]
-        let host = vec![vec![1.0, -1.0, 2.0, 0.0], vec![0.0, -1.0], vec![1.0, 1.0, 0.0, -1.0], vec![0.5, 0.0]];
+        let host = vec![
+            vec![1.0, -1.0, 2.0, 0.0],
+            vec![0.0, -1.0],
+            vec![1.0, 1.0, 0.0, -1.0],
+            vec![0.5, 0.0],
+        ];
         let m = Model::from_host(&arch, &host, &dev).unwrap();
         let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 3.0], [1, 2]), &dev);
         // h = relu([1-3, 2-1]) = [0, 1]; z = [0+1+0.5, -1] = [1.5, -1]
@@ -385,7 +533,14 @@ mod tests {
     #[test]
     fn fixed_gates_reproduce_the_free_pass() {
         let dev = Device::flex();
-        let arch = Architecture::Cnn { in_channels: 2, height: 4, width: 4, channels: vec![3], classes: 3, activation: Activation::Relu };
+        let arch = Architecture::Cnn {
+            in_channels: 2,
+            height: 4,
+            width: 4,
+            channels: vec![3],
+            classes: 3,
+            activation: Activation::Relu,
+        };
         let m = Model::init(&arch, 1, &dev).unwrap();
         let mut rng = Rng::new(2);
         let xs: Vec<f32> = (0..5 * 32).map(|_| rng.normal() as f32).collect();

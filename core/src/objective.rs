@@ -52,12 +52,20 @@ impl Sample {
             let t = loss.targets(&y, c);
             entropy += t.chunks(c).map(|row| loss.entropy_offset(row)).sum::<f64>();
             chunks.push(Chunk {
-                x: Tensor::from_data(TensorData::new(data.x[start * d..end * d].to_vec(), [b, d]), device),
+                x: Tensor::from_data(
+                    TensorData::new(data.x[start * d..end * d].to_vec(), [b, d]),
+                    device,
+                ),
                 t: Tensor::from_data(TensorData::new(t, [b, c]), device),
                 y,
             });
         }
-        Ok(Sample { chunks, n: data.len(), classes: c, mean_entropy: entropy / data.len() as f64 })
+        Ok(Sample {
+            chunks,
+            n: data.len(),
+            classes: c,
+            mean_entropy: entropy / data.len() as f64,
+        })
     }
 }
 
@@ -75,7 +83,12 @@ pub struct LossEval {
 }
 
 /// Evaluates ℓ_S, its KL form, accuracy and the largest per-example loss.
-pub fn evaluate(arch: &Architecture, params: &[Tensor<1>], sample: &Sample, loss: &LossConfig) -> LossEval {
+pub fn evaluate(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    sample: &Sample,
+    loss: &LossConfig,
+) -> LossEval {
     let mut sum = 0.0;
     let mut correct = 0usize;
     let mut max_kl = f64::NEG_INFINITY;
@@ -86,12 +99,19 @@ pub fn evaluate(arch: &Architecture, params: &[Tensor<1>], sample: &Sample, loss
         let logits = tensor_to_vec(&z);
         for (i, &ci) in per.iter().enumerate() {
             let row = &logits[i * sample.classes..(i + 1) * sample.classes];
-            let pred = row.iter().enumerate().fold(0, |b, (k, v)| if *v > row[b] { k } else { b });
+            let pred = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (k, v)| if *v > row[b] { k } else { b });
             correct += usize::from(pred == ch.y[i] as usize);
             sum += ci as f64;
             let off = loss.entropy_offset(&targets[i * sample.classes..(i + 1) * sample.classes]);
             let kl = ci as f64 - off;
-            max_kl = if kl.is_nan() || max_kl.is_nan() { f64::NAN } else { max_kl.max(kl) };
+            max_kl = if kl.is_nan() || max_kl.is_nan() {
+                f64::NAN
+            } else {
+                max_kl.max(kl)
+            };
         }
     }
     let l = sum / sample.n as f64;
@@ -131,7 +151,10 @@ pub fn loss_and_gradient(
     loss: &LossConfig,
     gates: Option<&[Vec<Gate>]>,
 ) -> (f64, Vec<Tensor<1>>) {
-    let leaves: Vec<Tensor<1>> = params.iter().map(|p| p.clone().autodiff().require_grad()).collect();
+    let leaves: Vec<Tensor<1>> = params
+        .iter()
+        .map(|p| p.clone().autodiff().require_grad())
+        .collect();
     let scale = 1.0 / sample.n as f64;
     let mut grad: Option<Vec<Tensor<1>>> = None;
     let mut total: Option<Tensor<1>> = None;
@@ -159,7 +182,10 @@ pub fn loss_and_gradient(
         });
     }
     let total = total.expect("sample has at least one chunk");
-    (tensor_to_vec(&total)[0] as f64, grad.expect("sample has at least one chunk"))
+    (
+        tensor_to_vec(&total)[0] as f64,
+        grad.expect("sample has at least one chunk"),
+    )
 }
 
 /// Flattens parameter-shaped tensors into one host vector (f64).

@@ -30,10 +30,17 @@ impl NormStats {
         assert!(!norms.is_empty(), "NormStats of an empty list");
         let mut sorted = norms.to_vec();
         sorted.sort_by(|a, b| a.total_cmp(b));
-        let (argmax, max) = norms
-            .iter()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) });
+        let (argmax, max) =
+            norms
+                .iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                    if v > bv {
+                        (i, v)
+                    } else {
+                        (bi, bv)
+                    }
+                });
         NormStats {
             max,
             mean: norms.iter().sum::<f64>() / norms.len() as f64,
@@ -179,7 +186,11 @@ mod tests {
 
     #[test]
     fn nan_serialises_as_null() {
-        let row = MetricsRow { train_loss: Some(f64::NAN), diverged: true, ..Default::default() };
+        let row = MetricsRow {
+            train_loss: Some(f64::NAN),
+            diverged: true,
+            ..Default::default()
+        };
         let line = row.to_json_line();
         assert!(line.contains("\"train_loss\":null"), "{line}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();

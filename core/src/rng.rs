@@ -21,7 +21,12 @@ impl Rng {
     /// A generator for `seed`; different seeds give independent streams.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        let s = [splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x)];
+        let s = [
+            splitmix64(&mut x),
+            splitmix64(&mut x),
+            splitmix64(&mut x),
+            splitmix64(&mut x),
+        ];
         Rng { s }
     }
 
@@ -37,7 +42,9 @@ impl Rng {
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let r = (self.s[0].wrapping_add(self.s[3])).rotate_left(23).wrapping_add(self.s[0]);
+        let r = (self.s[0].wrapping_add(self.s[3]))
+            .rotate_left(23)
+            .wrapping_add(self.s[0]);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
         self.s[3] ^= self.s[1];
@@ -104,6 +111,9 @@ mod tests {
         assert!((mean - 0.5).abs() < 0.01, "mean {mean}");
         let m2 = (0..n).map(|_| r.normal().powi(2)).sum::<f64>() / n as f64;
         assert!((m2 - 1.0).abs() < 0.03, "second moment {m2}");
-        assert_ne!(Rng::derived(1, "init").next_u64(), Rng::derived(1, "data").next_u64());
+        assert_ne!(
+            Rng::derived(1, "init").next_u64(),
+            Rng::derived(1, "data").next_u64()
+        );
     }
 }

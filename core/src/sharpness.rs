@@ -20,7 +20,7 @@ use crate::objective::Sample;
 use crate::rng::Rng;
 
 /// Settings of a sharpness estimate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SharpnessConfig {
     /// Lanczos settings (k, tolerance, step limits).
@@ -29,12 +29,6 @@ pub struct SharpnessConfig {
     pub hvp: HvpConfig,
     /// Seed of the random start vector (cold start).
     pub seed: u64,
-}
-
-impl Default for SharpnessConfig {
-    fn default() -> Self {
-        SharpnessConfig { lanczos: LanczosConfig::default(), hvp: HvpConfig::default(), seed: 0 }
-    }
 }
 
 /// One eigenvalue estimate.
@@ -65,7 +59,11 @@ impl Sharpness {
 
 fn start_vector(p: usize, warm: Option<&[f64]>, seed: u64) -> Vec<f64> {
     match warm {
-        Some(w) if w.len() == p && w.iter().all(|x| x.is_finite()) && w.iter().any(|&x| x != 0.0) => w.to_vec(),
+        Some(w)
+            if w.len() == p && w.iter().all(|x| x.is_finite()) && w.iter().any(|&x| x != 0.0) =>
+        {
+            w.to_vec()
+        }
         _ => Rng::derived(seed, "lanczos").unit_vector(p),
     }
 }
@@ -82,7 +80,12 @@ pub fn top_hessian_eigenvalues(
     let t0 = Instant::now();
     let mut op = HessianOperator::new(arch, params, sample, loss, &cfg.hvp);
     let start = start_vector(arch.num_params(), warm, cfg.seed);
-    let r = top_eigenpairs(|v| Ok::<_, std::convert::Infallible>(op.apply(v)), start, &cfg.lanczos).unwrap_or_else(|e| match e {});
+    let r = top_eigenpairs(
+        |v| Ok::<_, std::convert::Infallible>(op.apply(v)),
+        start,
+        &cfg.lanczos,
+    )
+    .unwrap_or_else(|e| match e {});
     Sharpness {
         eigenvalues: r.values,
         residuals: r.residuals,
@@ -106,7 +109,12 @@ pub fn top_gauss_newton_eigenvalues(
     let t0 = Instant::now();
     let mut op = GaussNewtonOperator::new(arch, params, sample, loss, &cfg.hvp);
     let start = start_vector(arch.num_params(), warm, cfg.seed ^ 0x9e37);
-    let r = top_eigenpairs(|v| Ok::<_, std::convert::Infallible>(op.apply(v)), start, &cfg.lanczos).unwrap_or_else(|e| match e {});
+    let r = top_eigenpairs(
+        |v| Ok::<_, std::convert::Infallible>(op.apply(v)),
+        start,
+        &cfg.lanczos,
+    )
+    .unwrap_or_else(|e| match e {});
     Sharpness {
         eigenvalues: r.values,
         residuals: r.residuals,

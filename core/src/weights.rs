@@ -34,21 +34,31 @@ pub fn save(model: &Model, path: &Path) -> Result<()> {
 pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
     let specs = model.arch.param_specs();
     let host = model.to_host();
-    let raw: Vec<Vec<u8>> = host.iter().map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let raw: Vec<Vec<u8>> = host
+        .iter()
+        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
     let views = specs
         .iter()
         .zip(&raw)
         .map(|(s, b)| TensorView::new(Dtype::F32, s.shape.clone(), b).map(|v| (s.name.clone(), v)))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Shape(format!("safetensors view: {e}")))?;
-    let meta = HashMap::from([(ARCH_KEY.to_string(), serde_json::to_string(&model.arch).expect("architecture serialises"))]);
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Shape(format!("safetensors serialise: {e}")))
+    let meta = HashMap::from([(
+        ARCH_KEY.to_string(),
+        serde_json::to_string(&model.arch).expect("architecture serialises"),
+    )]);
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::Shape(format!("safetensors serialise: {e}")))
 }
 
 /// Reads every tensor of a safetensors file, and its metadata.
-pub fn read(path: &Path) -> Result<(HashMap<String, HostTensor>, HashMap<String, String>)> {
+pub fn read(path: &Path) -> Result<Contents> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes).map_err(|msg| Error::Weights { path: path.to_path_buf(), msg })
+    parse(&bytes).map_err(|msg| Error::Weights {
+        path: path.to_path_buf(),
+        msg,
+    })
 }
 
 fn f16_to_f32(h: u16) -> f32 {
@@ -59,7 +69,8 @@ fn f16_to_f32(h: u16) -> f32 {
         (0, 0) => sign,
         (0, f) => {
             // subnormal: value = f · 2^-24
-            return f32::from_bits(sign) + (if sign != 0 { -1.0 } else { 1.0 }) * f as f32 * 2f32.powi(-24);
+            return f32::from_bits(sign)
+                + (if sign != 0 { -1.0 } else { 1.0 }) * f as f32 * 2f32.powi(-24);
         }
         (0x1f, 0) => sign | 0x7f80_0000,
         (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
@@ -68,55 +79,107 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-fn parse(bytes: &[u8]) -> std::result::Result<(HashMap<String, HostTensor>, HashMap<String, String>), String> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+/// Tensors by name, and the file's metadata.
+type Contents = (HashMap<String, HostTensor>, HashMap<String, String>);
+
+fn parse(bytes: &[u8]) -> std::result::Result<Contents, String> {
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
-            Dtype::BF16 => data.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
-            Dtype::F16 => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-            other => return Err(format!("tensor {name}: dtype {other:?} is not a float type")),
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            other => {
+                return Err(format!(
+                    "tensor {name}: dtype {other:?} is not a float type"
+                ))
+            }
         };
-        out.insert(name, HostTensor { shape: view.shape().to_vec(), values });
+        out.insert(
+            name,
+            HostTensor {
+                shape: view.shape().to_vec(),
+                values,
+            },
+        );
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
 /// Infers an MLP from `layers.{i}.weight|bias` tensors: the layers sorted by
 /// index, each weight `[out, in]` chaining into the next.
-pub fn infer_mlp(tensors: &HashMap<String, HostTensor>, activation: Activation) -> std::result::Result<Architecture, String> {
+pub fn infer_mlp(
+    tensors: &HashMap<String, HostTensor>,
+    activation: Activation,
+) -> std::result::Result<Architecture, String> {
     let mut idx: Vec<usize> = tensors
         .keys()
-        .filter_map(|k| k.strip_prefix("layers.")?.strip_suffix(".weight")?.parse().ok())
+        .filter_map(|k| {
+            k.strip_prefix("layers.")?
+                .strip_suffix(".weight")?
+                .parse()
+                .ok()
+        })
         .collect();
     idx.sort_unstable();
     if idx.is_empty() {
         let names: Vec<_> = tensors.keys().take(5).cloned().collect();
-        return Err(format!("no MLP tensors 'layers.{{i}}.weight' found (tensors: {names:?})"));
+        return Err(format!(
+            "no MLP tensors 'layers.{{i}}.weight' found (tensors: {names:?})"
+        ));
     }
     let mut dims = Vec::new();
     for (n, &i) in idx.iter().enumerate() {
         let w = &tensors[&format!("layers.{i}.weight")];
         if w.shape.len() != 2 {
-            return Err(format!("layers.{i}.weight has shape {:?}, expected [out, in]", w.shape));
+            return Err(format!(
+                "layers.{i}.weight has shape {:?}, expected [out, in]",
+                w.shape
+            ));
         }
-        let b = tensors.get(&format!("layers.{i}.bias")).ok_or(format!("layers.{i}.bias is missing"))?;
+        let b = tensors
+            .get(&format!("layers.{i}.bias"))
+            .ok_or(format!("layers.{i}.bias is missing"))?;
         if b.shape != [w.shape[0]] {
-            return Err(format!("layers.{i}.bias has shape {:?}, expected [{}]", b.shape, w.shape[0]));
+            return Err(format!(
+                "layers.{i}.bias has shape {:?}, expected [{}]",
+                b.shape, w.shape[0]
+            ));
         }
         if n == 0 {
             dims.push(w.shape[1]);
         } else if dims[n] != w.shape[1] {
-            return Err(format!("layers.{i}.weight takes {} inputs but the previous layer gives {}", w.shape[1], dims[n]));
+            return Err(format!(
+                "layers.{i}.weight takes {} inputs but the previous layer gives {}",
+                w.shape[1], dims[n]
+            ));
         }
         dims.push(w.shape[0]);
     }
     let classes = *dims.last().expect("non-empty");
-    Ok(Architecture::Mlp { input_dim: dims[0], hidden: dims[1..dims.len() - 1].to_vec(), classes, activation })
+    Ok(Architecture::Mlp {
+        input_dim: dims[0],
+        hidden: dims[1..dims.len() - 1].to_vec(),
+        classes,
+        activation,
+    })
 }
 
 /// Loads a model. The architecture comes from curvlab's metadata when present
@@ -124,23 +187,34 @@ pub fn infer_mlp(tensors: &HashMap<String, HostTensor>, activation: Activation) 
 /// inferred as an MLP with `activation` (default ReLU).
 pub fn load(path: &Path, activation: Option<Activation>, device: &Device) -> Result<Model> {
     let (tensors, meta) = read(path)?;
-    let werr = |msg: String| Error::Weights { path: path.to_path_buf(), msg };
+    let werr = |msg: String| Error::Weights {
+        path: path.to_path_buf(),
+        msg,
+    };
     let mut arch = match meta.get(ARCH_KEY) {
-        Some(json) => serde_json::from_str::<Architecture>(json).map_err(|e| werr(format!("bad {ARCH_KEY} metadata: {e}")))?,
+        Some(json) => serde_json::from_str::<Architecture>(json)
+            .map_err(|e| werr(format!("bad {ARCH_KEY} metadata: {e}")))?,
         None => infer_mlp(&tensors, activation.unwrap_or_default()).map_err(werr)?,
     };
     if let Some(a) = activation {
         match &mut arch {
-            Architecture::Mlp { activation, .. } | Architecture::Cnn { activation, .. } => *activation = a,
+            Architecture::Mlp { activation, .. } | Architecture::Cnn { activation, .. } => {
+                *activation = a
+            }
         }
     }
     let host = arch
         .param_specs()
         .iter()
         .map(|s| {
-            let t = tensors.get(&s.name).ok_or_else(|| werr(format!("tensor {} is missing", s.name)))?;
+            let t = tensors
+                .get(&s.name)
+                .ok_or_else(|| werr(format!("tensor {} is missing", s.name)))?;
             if t.shape != s.shape {
-                return Err(werr(format!("{} has shape {:?}, expected {:?}", s.name, t.shape, s.shape)));
+                return Err(werr(format!(
+                    "{} has shape {:?}, expected {:?}",
+                    s.name, t.shape, s.shape
+                )));
             }
             Ok(t.values.clone())
         })
@@ -155,7 +229,12 @@ mod tests {
     #[test]
     fn round_trip_and_inference() {
         let dev = Device::flex();
-        let arch = Architecture::Mlp { input_dim: 5, hidden: vec![4, 3], classes: 2, activation: Activation::Tanh };
+        let arch = Architecture::Mlp {
+            input_dim: 5,
+            hidden: vec![4, 3],
+            classes: 2,
+            activation: Activation::Tanh,
+        };
         let m = Model::init(&arch, 3, &dev).unwrap();
         let dir = std::env::temp_dir().join(format!("curvlab-w-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -166,12 +245,28 @@ mod tests {
         assert_eq!(back.flat(), m.flat());
         let (t, _) = read(&p).unwrap();
         assert_eq!(t["layers.0.weight"].shape, vec![4, 5]);
-        assert_eq!(infer_mlp(&t, Activation::Relu).unwrap(), Architecture::Mlp { input_dim: 5, hidden: vec![4, 3], classes: 2, activation: Activation::Relu });
+        assert_eq!(
+            infer_mlp(&t, Activation::Relu).unwrap(),
+            Architecture::Mlp {
+                input_dim: 5,
+                hidden: vec![4, 3],
+                classes: 2,
+                activation: Activation::Relu
+            }
+        );
         // not a safetensors file → one clear error
         std::fs::write(dir.join("bad.safetensors"), b"garbage").unwrap();
-        let e = load(&dir.join("bad.safetensors"), None, &dev).unwrap_err().to_string();
-        assert!(e.contains("bad.safetensors") && e.contains("not a safetensors"), "{e}");
-        assert!(matches!(load(&dir.join("none.safetensors"), None, &dev), Err(Error::MissingFile { .. })));
+        let e = load(&dir.join("bad.safetensors"), None, &dev)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bad.safetensors") && e.contains("not a safetensors"),
+            "{e}"
+        );
+        assert!(matches!(
+            load(&dir.join("none.safetensors"), None, &dev),
+            Err(Error::MissingFile { .. })
+        ));
     }
 
     #[test]

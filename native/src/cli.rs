@@ -17,9 +17,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model and measure sharpness, Jacobian norms and losses every M steps.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Measure a trained MLP (safetensors, PyTorch layout) on CIFAR-10 data; prints one JSON object.
     Measure(MeasureArgs),
+    /// Time the measurement workloads (train step, gradient, HVP, Lanczos, Jacobian norms); prints a table.
+    Bench(BenchArgs),
     /// The paper's bound quantities: covering radius δ(N, ε) and the Theorem 5.1 data bound.
     Bound {
         #[command(subcommand)]
@@ -264,4 +266,23 @@ pub struct DataBoundArgs {
     /// Compute backend for the pairwise distances.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// CIFAR-10 directory whose first images are the inputs [default: seeded Gaussian CIFAR-shaped inputs].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Backends to time, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu")]
+    pub backends: Vec<Backend>,
+    /// Timed repeats per quantity (median reported).
+    #[arg(long, default_value_t = 10)]
+    pub repeats: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON object to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

@@ -16,7 +16,14 @@ use curvlab::loss::LossKind;
 use curvlab::models::{Activation, Architecture};
 
 /// Number types the reference model runs on.
-pub trait Num: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> + Neg<Output = Self> {
+pub trait Num:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
     fn c(x: f64) -> Self;
     fn re(self) -> f64;
     fn exp(self) -> Self;
@@ -90,7 +97,12 @@ impl HD {
     }
     /// g applied to self, given g(a), g'(a), g''(a).
     fn chain(self, g: f64, g1: f64, g2: f64) -> Self {
-        HD { a: g, b: g1 * self.b, c: g1 * self.c, d: g1 * self.d + g2 * self.b * self.c }
+        HD {
+            a: g,
+            b: g1 * self.b,
+            c: g1 * self.c,
+            d: g1 * self.d + g2 * self.b * self.c,
+        }
     }
 }
 
@@ -115,7 +127,12 @@ impl Neg for HD {
 impl Mul for HD {
     type Output = HD;
     fn mul(self, o: HD) -> HD {
-        HD::new(self.a * o.a, self.a * o.b + self.b * o.a, self.a * o.c + self.c * o.a, self.a * o.d + self.b * o.c + self.c * o.b + self.d * o.a)
+        HD::new(
+            self.a * o.a,
+            self.a * o.b + self.b * o.a,
+            self.a * o.c + self.c * o.a,
+            self.a * o.d + self.b * o.c + self.c * o.b + self.d * o.a,
+        )
     }
 }
 impl Div for HD {
@@ -160,7 +177,9 @@ fn act<T: Num>(x: T, a: Activation) -> T {
             }
         }
         Activation::Tanh => x.tanh(),
-        Activation::Gelu => x * (T::c(1.0) + (x * T::c(std::f64::consts::FRAC_1_SQRT_2)).erf()) * T::c(0.5),
+        Activation::Gelu => {
+            x * (T::c(1.0) + (x * T::c(std::f64::consts::FRAC_1_SQRT_2)).erf()) * T::c(0.5)
+        }
     }
 }
 
@@ -185,7 +204,12 @@ pub fn forward<T: Num>(arch: &Architecture, theta: &[T], x: &[T]) -> Vec<T> {
             .collect()
     };
     match arch {
-        Architecture::Mlp { input_dim, hidden, classes, activation } => {
+        Architecture::Mlp {
+            input_dim,
+            hidden,
+            classes,
+            activation,
+        } => {
             let mut h = x.to_vec();
             let mut d = *input_dim;
             let widths: Vec<usize> = hidden.iter().copied().chain([*classes]).collect();
@@ -200,7 +224,14 @@ pub fn forward<T: Num>(arch: &Architecture, theta: &[T], x: &[T]) -> Vec<T> {
             }
             h
         }
-        Architecture::Cnn { in_channels, height, width, channels, classes, activation } => {
+        Architecture::Cnn {
+            in_channels,
+            height,
+            width,
+            channels,
+            classes,
+            activation,
+        } => {
             let (mut c, mut hh, mut ww) = (*in_channels, *height, *width);
             let mut h = x.to_vec(); // (c, h, w)
             for &co in channels {
@@ -214,9 +245,17 @@ pub fn forward<T: Num>(arch: &Architecture, theta: &[T], x: &[T]) -> Vec<T> {
                             for ci in 0..c {
                                 for di in 0..3 {
                                     for dj in 0..3 {
-                                        let (ii, jj) = (i as isize + di as isize - 1, j as isize + dj as isize - 1);
-                                        if ii >= 0 && jj >= 0 && (ii as usize) < hh && (jj as usize) < ww {
-                                            s = s + theta[w0 + ((o * c + ci) * 3 + di) * 3 + dj] * h[(ci * hh + ii as usize) * ww + jj as usize];
+                                        let (ii, jj) = (
+                                            i as isize + di as isize - 1,
+                                            j as isize + dj as isize - 1,
+                                        );
+                                        if ii >= 0
+                                            && jj >= 0
+                                            && (ii as usize) < hh
+                                            && (jj as usize) < ww
+                                        {
+                                            s = s + theta[w0 + ((o * c + ci) * 3 + di) * 3 + dj]
+                                                * h[(ci * hh + ii as usize) * ww + jj as usize];
                                         }
                                     }
                                 }
@@ -306,7 +345,12 @@ impl Problem {
         (0..self.n)
             .map(|i| {
                 let z = forward(&self.arch, &self.theta, &self.x[i * d..(i + 1) * d]);
-                example_loss(&z, &self.t[i * c..(i + 1) * c], self.kind, self.target_scale)
+                example_loss(
+                    &z,
+                    &self.t[i * c..(i + 1) * c],
+                    self.kind,
+                    self.target_scale,
+                )
             })
             .sum::<f64>()
             / self.n as f64
@@ -319,16 +363,27 @@ impl Problem {
         th[k].c = 1.0;
         let mut total = HD::c(0.0);
         for i in 0..self.n {
-            let x: Vec<HD> = self.x[i * d..(i + 1) * d].iter().map(|&v| HD::c(v)).collect();
+            let x: Vec<HD> = self.x[i * d..(i + 1) * d]
+                .iter()
+                .map(|&v| HD::c(v))
+                .collect();
             let z = forward(&self.arch, &th, &x);
-            total = total + example_loss(&z, &self.t[i * c..(i + 1) * c], self.kind, self.target_scale);
+            total = total
+                + example_loss(
+                    &z,
+                    &self.t[i * c..(i + 1) * c],
+                    self.kind,
+                    self.target_scale,
+                );
         }
         total / HD::c(self.n as f64)
     }
 
     /// Exact gradient ∇ℓ_S (f64).
     pub fn gradient(&self) -> Vec<f64> {
-        (0..self.theta.len()).map(|j| self.loss_hd(j, j).b).collect()
+        (0..self.theta.len())
+            .map(|j| self.loss_hd(j, j).b)
+            .collect()
     }
 
     /// Exact (generalised) Hessian, P × P row-major.
@@ -350,7 +405,10 @@ impl Problem {
         let (d, c, p) = (self.d(), self.c(), self.theta.len());
         let mut g = vec![0.0; p * p];
         for i in 0..self.n {
-            let x: Vec<HD> = self.x[i * d..(i + 1) * d].iter().map(|&v| HD::c(v)).collect();
+            let x: Vec<HD> = self.x[i * d..(i + 1) * d]
+                .iter()
+                .map(|&v| HD::c(v))
+                .collect();
             // J (C × P) by one dual pass per parameter
             let mut jac = vec![0.0; c * p];
             let mut z0 = vec![0.0; c];
@@ -365,14 +423,21 @@ impl Problem {
             }
             // H_z
             let hz: Vec<f64> = match self.kind {
-                LossKind::Square => (0..c * c).map(|q| if q / c == q % c { 1.0 } else { 0.0 }).collect(),
+                LossKind::Square => (0..c * c)
+                    .map(|q| if q / c == q % c { 1.0 } else { 0.0 })
+                    .collect(),
                 LossKind::CrossEntropy => {
                     let m = z0.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let e: Vec<f64> = z0.iter().map(|v| (v - m).exp()).collect();
                     let s: f64 = e.iter().sum();
                     let pr: Vec<f64> = e.iter().map(|v| v / s).collect();
                     let tsum: f64 = self.t[i * c..(i + 1) * c].iter().sum();
-                    (0..c * c).map(|q| tsum * (if q / c == q % c { pr[q / c] } else { 0.0 } - pr[q / c] * pr[q % c])).collect()
+                    (0..c * c)
+                        .map(|q| {
+                            tsum * (if q / c == q % c { pr[q / c] } else { 0.0 }
+                                - pr[q / c] * pr[q % c])
+                        })
+                        .collect()
                 }
             };
             for a in 0..p {
@@ -397,7 +462,10 @@ impl Problem {
         let mut jl = vec![0.0; c * d];
         let mut js = vec![0.0; c * d];
         for q in 0..d {
-            let mut x: Vec<HD> = self.x[i * d..(i + 1) * d].iter().map(|&v| HD::c(v)).collect();
+            let mut x: Vec<HD> = self.x[i * d..(i + 1) * d]
+                .iter()
+                .map(|&v| HD::c(v))
+                .collect();
             x[q].b = 1.0;
             let z = forward(&self.arch, &th, &x);
             let m = z.iter().map(|v| v.a).fold(f64::NEG_INFINITY, f64::max);
@@ -418,8 +486,12 @@ pub fn spectral_norm(a: &[f64], rows: usize, cols: usize) -> f64 {
     let mut v: Vec<f64> = (0..cols).map(|i| 1.0 + (i as f64 * 0.37).sin()).collect();
     let mut sigma = 0.0;
     for _ in 0..100_000 {
-        let av: Vec<f64> = (0..rows).map(|r| (0..cols).map(|c| a[r * cols + c] * v[c]).sum()).collect();
-        let mut w: Vec<f64> = (0..cols).map(|c| (0..rows).map(|r| a[r * cols + c] * av[r]).sum()).collect();
+        let av: Vec<f64> = (0..rows)
+            .map(|r| (0..cols).map(|c| a[r * cols + c] * v[c]).sum())
+            .collect();
+        let mut w: Vec<f64> = (0..cols)
+            .map(|c| (0..rows).map(|r| a[r * cols + c] * av[r]).sum())
+            .collect();
         let nw = w.iter().map(|x| x * x).sum::<f64>().sqrt();
         if nw == 0.0 {
             return 0.0;
@@ -444,7 +516,8 @@ fn act_deriv<T: Num>(x: T, a: Activation) -> T {
             T::c(1.0) - t * t
         }
         Activation::Gelu => {
-            let phi = (-(x * x) * T::c(0.5)).exp() * T::c(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+            let phi =
+                (-(x * x) * T::c(0.5)).exp() * T::c(1.0 / (2.0 * std::f64::consts::PI).sqrt());
             (T::c(1.0) + (x * T::c(std::f64::consts::FRAC_1_SQRT_2)).erf()) * T::c(0.5) + x * phi
         }
     }
@@ -453,7 +526,12 @@ fn act_deriv<T: Num>(x: T, a: Activation) -> T {
 /// An MLP's layer sizes [d, h1, …, C] and activation.
 fn mlp_dims(arch: &Architecture) -> (Vec<usize>, Activation) {
     match arch {
-        Architecture::Mlp { input_dim, hidden, classes, activation } => {
+        Architecture::Mlp {
+            input_dim,
+            hidden,
+            classes,
+            activation,
+        } => {
             let mut d = vec![*input_dim];
             d.extend(hidden);
             d.push(*classes);
@@ -479,7 +557,10 @@ impl Problem {
         let mut grad = vec![T::c(0.0); theta.len()];
         let inv_n = T::c(1.0 / self.n as f64);
         for i in 0..self.n {
-            let x: Vec<T> = self.x[i * dims[0]..(i + 1) * dims[0]].iter().map(|&v| T::c(v)).collect();
+            let x: Vec<T> = self.x[i * dims[0]..(i + 1) * dims[0]]
+                .iter()
+                .map(|&v| T::c(v))
+                .collect();
             // forward, keeping pre-activations
             let mut hs = vec![x];
             let mut pre = Vec::new();
@@ -496,7 +577,11 @@ impl Problem {
                     })
                     .collect();
                 let last = l + 2 == dims.len();
-                hs.push(if last { z.clone() } else { z.iter().map(|&v| act(v, a)).collect() });
+                hs.push(if last {
+                    z.clone()
+                } else {
+                    z.iter().map(|&v| act(v, a)).collect()
+                });
                 pre.push(z);
             }
             let z = hs.last().unwrap().clone();
@@ -508,9 +593,16 @@ impl Problem {
                     let e: Vec<T> = z.iter().map(|v| (*v - T::c(m)).exp()).collect();
                     let s = e.iter().fold(T::c(0.0), |acc, v| acc + *v);
                     let tsum: f64 = t.iter().sum();
-                    e.iter().zip(t).map(|(ek, &tk)| *ek / s * T::c(tsum) - T::c(tk)).collect()
+                    e.iter()
+                        .zip(t)
+                        .map(|(ek, &tk)| *ek / s * T::c(tsum) - T::c(tk))
+                        .collect()
                 }
-                LossKind::Square => z.iter().zip(t).map(|(zk, &tk)| *zk - T::c(self.target_scale * tk)).collect(),
+                LossKind::Square => z
+                    .iter()
+                    .zip(t)
+                    .map(|(zk, &tk)| *zk - T::c(self.target_scale * tk))
+                    .collect(),
             };
             for l in (0..dims.len() - 1).rev() {
                 let (w0, b0) = offs[l];
@@ -518,7 +610,8 @@ impl Problem {
                 for o in 0..dims[l + 1] {
                     grad[b0 + o] = grad[b0 + o] + delta[o] * inv_n;
                     for q in 0..dims[l] {
-                        grad[w0 + o * dims[l] + q] = grad[w0 + o * dims[l] + q] + delta[o] * h[q] * inv_n;
+                        grad[w0 + o * dims[l] + q] =
+                            grad[w0 + o * dims[l] + q] + delta[o] * h[q] * inv_n;
                     }
                 }
                 if l > 0 {
@@ -539,7 +632,12 @@ impl Problem {
 
     /// Exact H·v (MLP only), forward-over-reverse in dual numbers.
     pub fn mlp_hvp(&self, v: &[f64]) -> Vec<f64> {
-        let th: Vec<HD> = self.theta.iter().zip(v).map(|(&t, &vi)| HD::new(t, vi, 0.0, 0.0)).collect();
+        let th: Vec<HD> = self
+            .theta
+            .iter()
+            .zip(v)
+            .map(|(&t, &vi)| HD::new(t, vi, 0.0, 0.0))
+            .collect();
         self.mlp_gradient(&th).into_iter().map(|g| g.b).collect()
     }
 
@@ -563,7 +661,14 @@ impl Problem {
         for l in 0..dims.len() - 1 {
             let (w0, b0) = (off, off + dims[l + 1] * dims[l]);
             off += dims[l + 1] * dims[l] + dims[l + 1];
-            let z: Vec<f64> = (0..dims[l + 1]).map(|o| self.theta[b0 + o] + (0..dims[l]).map(|q| self.theta[w0 + o * dims[l] + q] * h[q]).sum::<f64>()).collect();
+            let z: Vec<f64> = (0..dims[l + 1])
+                .map(|o| {
+                    self.theta[b0 + o]
+                        + (0..dims[l])
+                            .map(|q| self.theta[w0 + o * dims[l] + q] * h[q])
+                            .sum::<f64>()
+                })
+                .collect();
             layers.push(w0);
             if l + 2 < dims.len() {
                 derivs.push(z.iter().map(|&v| act_deriv(v, a)).collect::<Vec<f64>>());

@@ -280,7 +280,7 @@ pub fn parse_records(bytes: &[u8], path: &Path, opts: &CifarOptions) -> Result<D
     if bytes.is_empty() {
         return Err(empty_file(path, kind));
     }
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         let offset = (bytes.len() / record * record) as u64;
         return Err(Error::RecordSize {
             path: path.to_path_buf(),

@@ -55,7 +55,13 @@ impl Dataset {
             x.extend_from_slice(self.input(i));
             y.push(self.y[i]);
         }
-        Dataset { x, y, input_shape: self.input_shape.clone(), classes: self.classes, name: self.name.clone() }
+        Dataset {
+            x,
+            y,
+            input_shape: self.input_shape.clone(),
+            classes: self.classes,
+            name: self.name.clone(),
+        }
     }
 
     /// The first `n` examples in file order (all of them if `n >= len`).

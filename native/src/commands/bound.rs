@@ -4,7 +4,9 @@ use std::path::Path;
 
 use anyhow::Result;
 use curvlab::backend;
-use curvlab::bound::{data_bound, delta_cube, delta_sphere, min_interclass_distance, theorem61_rhs};
+use curvlab::bound::{
+    data_bound, delta_cube, delta_sphere, min_interclass_distance, theorem61_rhs,
+};
 use curvlab::data::cifar::{self, CifarOptions};
 use curvlab::data::synthetic::{self, SyntheticConfig};
 use curvlab::loss::LossConfig;
@@ -42,14 +44,28 @@ pub fn delta(a: DeltaArgs) -> Result<()> {
 pub fn data(a: DataBoundArgs) -> Result<()> {
     let device = backend::device(a.backend.into())?;
     let train = if a.data == "synthetic" {
-        synthetic::generate(&SyntheticConfig { input_scale: a.input_scale, ..Default::default() })?.train
+        synthetic::generate(&SyntheticConfig {
+            input_scale: a.input_scale,
+            ..Default::default()
+        })?
+        .train
     } else {
-        cifar::load_train(Path::new(&a.data), &CifarOptions { input_scale: a.input_scale, ..Default::default() })?
+        cifar::load_train(
+            Path::new(&a.data),
+            &CifarOptions {
+                input_scale: a.input_scale,
+                ..Default::default()
+            },
+        )?
     };
     let subset = train.first(a.samples.max(1));
-    let loss = LossConfig { kind: a.loss.into(), label_smoothing: a.label_smoothing, target_scale: a.target_scale };
+    let loss = LossConfig {
+        kind: a.loss.into(),
+        label_smoothing: a.label_smoothing,
+        target_scale: a.target_scale,
+    };
     loss.validate()?;
-    if !(a.ell >= 0.0) {
+    if a.ell.is_nan() || a.ell < 0.0 {
         anyhow::bail!("--ell must be ≥ 0");
     }
     let ic = min_interclass_distance(&subset, &device)?;

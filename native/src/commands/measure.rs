@@ -16,7 +16,10 @@ use crate::cli::MeasureArgs;
 pub fn measure(a: MeasureArgs) -> Result<()> {
     let device = backend::device(a.backend.into())?;
     let model = curvlab::weights::load(&a.weights, Some(a.activation.into()), &device)?;
-    let opts = CifarOptions { input_scale: a.input_scale, ..Default::default() };
+    let opts = CifarOptions {
+        input_scale: a.input_scale,
+        ..Default::default()
+    };
     let train = cifar::load_train(&a.data, &opts)?;
     if model.arch.input_len() != train.input_len() || model.arch.classes() != train.classes {
         anyhow::bail!(
@@ -31,8 +34,18 @@ pub fn measure(a: MeasureArgs) -> Result<()> {
     if a.samples == 0 {
         anyhow::bail!("--samples must be ≥ 1");
     }
-    let loss = LossConfig { label_smoothing: a.label_smoothing, ..Default::default() };
-    let mut solver = SharpnessConfig { lanczos: LanczosConfig { k: a.top_k.max(1), tol: a.tol, ..Default::default() }, ..Default::default() };
+    let loss = LossConfig {
+        label_smoothing: a.label_smoothing,
+        ..Default::default()
+    };
+    let mut solver = SharpnessConfig {
+        lanczos: LanczosConfig {
+            k: a.top_k.max(1),
+            tol: a.tol,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     if let Some(e) = a.eps_rel {
         if !(e > 0.0 && e < 1.0) {
             anyhow::bail!("--eps-rel must be in (0, 1), got {e}");

@@ -1,5 +1,6 @@
 //! One file per command; each is thin: parse → core → print/write.
 
+mod bench;
 mod bound;
 mod measure;
 mod run;
@@ -9,15 +10,20 @@ use curvlab::backend::BackendKind;
 use curvlab::loss::LossKind;
 use curvlab::models::Activation;
 
-use crate::cli::{Act, Backend, BoundCommand, Command, Cli, Loss};
+use crate::cli::{Act, Backend, BoundCommand, Cli, Command, Loss};
 
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(*a),
         Command::Measure(a) => measure::measure(a),
-        Command::Bound { which: BoundCommand::Delta(a) } => bound::delta(a),
-        Command::Bound { which: BoundCommand::Data(a) } => bound::data(a),
+        Command::Bench(a) => bench::bench(a),
+        Command::Bound {
+            which: BoundCommand::Delta(a),
+        } => bound::delta(a),
+        Command::Bound {
+            which: BoundCommand::Data(a),
+        } => bound::data(a),
     }
 }
 

@@ -20,7 +20,8 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
     let mut cfg = match &a.config {
         Some(path) => {
             let text = fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-            toml::from_str::<RunConfig>(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+            toml::from_str::<RunConfig>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
         }
         None => RunConfig::default(),
     };
@@ -39,7 +40,13 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
                 cfg.data = DataConfig::Synthetic(SyntheticConfig::default());
             }
         } else {
-            cfg.data = DataConfig::Cifar { dir: PathBuf::from(d), train_samples: None, test_samples: None, input_scale: 1.0, coarse: false };
+            cfg.data = DataConfig::Cifar {
+                dir: PathBuf::from(d),
+                train_samples: None,
+                test_samples: None,
+                input_scale: 1.0,
+                coarse: false,
+            };
         }
     }
     match &mut cfg.data {
@@ -54,7 +61,12 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
                 anyhow::bail!("--train-samples/--test-samples apply to CIFAR data; use --n-train/--n-test for synthetic data");
             }
         }
-        DataConfig::Cifar { train_samples, test_samples, input_scale, .. } => {
+        DataConfig::Cifar {
+            train_samples,
+            test_samples,
+            input_scale,
+            ..
+        } => {
             if a.train_samples.is_some() {
                 *train_samples = a.train_samples;
             }
@@ -62,7 +74,12 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
                 *test_samples = a.test_samples;
             }
             set!(a.input_scale, *input_scale);
-            if a.intrinsic_dim.is_some() || a.ambient_dim.is_some() || a.classes.is_some() || a.n_train.is_some() || a.n_test.is_some() {
+            if a.intrinsic_dim.is_some()
+                || a.ambient_dim.is_some()
+                || a.classes.is_some()
+                || a.n_train.is_some()
+                || a.n_test.is_some()
+            {
                 anyhow::bail!("--intrinsic-dim/--ambient-dim/--classes/--n-train/--n-test apply to synthetic data only");
             }
         }
@@ -96,13 +113,21 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
 }
 
 fn default_out() -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     PathBuf::from(format!("runs/run-{secs}"))
 }
 
 fn git_revision() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Writes config.json: the full configuration plus provenance.
@@ -111,13 +136,15 @@ fn write_config(dir: &Path, cfg: &RunConfig) -> Result<()> {
     v["curvlab_version"] = env!("CARGO_PKG_VERSION").into();
     v["git_revision"] = git_revision().into();
     let path = dir.join("config.json");
-    fs::write(&path, serde_json::to_string_pretty(&v)? + "\n").with_context(|| format!("{}", path.display()))
+    fs::write(&path, serde_json::to_string_pretty(&v)? + "\n")
+        .with_context(|| format!("{}", path.display()))
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
     let cfg = config_from_args(&a)?;
     let out = a.out.clone().unwrap_or_else(default_out);
-    fs::create_dir_all(&out).with_context(|| format!("{}: cannot create output directory", out.display()))?;
+    fs::create_dir_all(&out)
+        .with_context(|| format!("{}: cannot create output directory", out.display()))?;
     let device = backend::device(cfg.backend)?;
     write_config(&out, &cfg)?;
     let metrics_path = out.join("metrics.jsonl");
@@ -130,35 +157,58 @@ pub fn run(a: RunArgs) -> Result<()> {
     let plot_path = out.join("plot.png");
     let title = format!("curvlab run — {}", out.display());
 
-    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps) };
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(cfg.steps)
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}",
+        )
+        .expect("valid template"),
     );
     let mut rows: Vec<MetricsRow> = Vec::new();
     let mut write_err: Option<anyhow::Error> = None;
     let summary = experiment::run(&cfg, &device, |ev| match ev {
-        Event::Started { params, train, test, measure_n } => {
+        Event::Started {
+            params,
+            train,
+            test,
+            measure_n,
+        } => {
             bar.println(format!("{params} parameters; {train} train / {test} test examples; measuring on {measure_n}; writing to {}", out.display()));
         }
         Event::Step { step, loss } => {
             bar.set_position(step);
             if step % 10 == 0 {
-                let s = rows.last().and_then(|r| r.sharpness).map(|s| format!("{s:.3}")).unwrap_or("-".into());
-                bar.set_message(format!("loss {loss:.4}  sharpness {s}  2/η {:.3}", 2.0 / cfg.optim.lr));
+                let s = rows
+                    .last()
+                    .and_then(|r| r.sharpness)
+                    .map(|s| format!("{s:.3}"))
+                    .unwrap_or("-".into());
+                bar.set_message(format!(
+                    "loss {loss:.4}  sharpness {s}  2/η {:.3}",
+                    2.0 / cfg.optim.lr
+                ));
             }
         }
         Event::Row(row) => {
             let line = row.to_json_line();
             if let Err(e) = writeln!(metrics, "{line}").and_then(|_| metrics.flush()) {
-                write_err.get_or_insert(anyhow::Error::new(e).context(format!("{}", metrics_path.display())));
+                write_err.get_or_insert(
+                    anyhow::Error::new(e).context(format!("{}", metrics_path.display())),
+                );
             }
             rows.push(row.clone());
             if let Err(e) = plot_run(&rows, &title, &plot_path) {
                 write_err.get_or_insert(e.context(format!("{}", plot_path.display())));
             }
             if row.diverged {
-                bar.println(format!("step {}: loss is not finite: the run diverged (recorded in metrics.jsonl)", row.step));
+                bar.println(format!(
+                    "step {}: loss is not finite: the run diverged (recorded in metrics.jsonl)",
+                    row.step
+                ));
             }
         }
     })?;
@@ -172,7 +222,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     let first = rows.iter().find(|r| r.sharpness.is_some());
     eprintln!(
         "{} {} steps, {} measurements{}; results in {}",
-        if summary.diverged { "diverged after" } else { "done:" },
+        if summary.diverged {
+            "diverged after"
+        } else {
+            "done:"
+        },
         summary.steps,
         summary.rows,
         match (first, last) {
