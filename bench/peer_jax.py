@@ -22,9 +22,13 @@ import resource
 import sys
 import time
 
-import numpy as np
+# numpy's BLAS only runs Lanczos' memory-bound vector operations; its threads would
+# compete with XLA's thread pool for the same cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import jax
+import numpy as np  # noqa: E402
+
+import jax  # noqa: E402
 
 jax.config.update("jax_platforms", "cpu")
 jax.config.update("jax_enable_x64", False)
@@ -68,6 +72,10 @@ TIMING_KEYS = [
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ----------------------------------------------------------------------------- data
@@ -225,7 +233,7 @@ def lanczos_top(matvec, v0, tol=LANCZOS_TOL, min_steps=LANCZOS_MIN_STEPS,
 # ----------------------------------------------------------------------------- workloads
 
 
-def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats):
+def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats, jac_chunk):
     out = {}
     xb, yb = jnp.asarray(x_batch), jnp.asarray(y_batch)
 
@@ -250,7 +258,8 @@ def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats):
 
     flat0, unravel = ravel_pytree(params)
     nparams = flat0.size
-    log(f"[{name}] {nparams} parameters, batch {x_batch.shape[0]}")
+    log(f"[{name}] {nparams} parameters, batch {x_batch.shape[0]}; "
+        f"peak RSS so far {peak_rss_mb():.0f} MB")
 
     rng = np.random.default_rng(HVP_V_SEED)
     vflat = rng.standard_normal(nparams).astype(np.float32)
@@ -283,14 +292,21 @@ def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats):
     block(p)
     log(f"[{name}] after {GD_STEPS} GD steps (lr {GD_LR}): loss {float(l):.4f}")
 
-    @jax.jit
-    def hvp_flat(p, vf, x, y):
-        return ravel_pytree(hvp(p, unravel(vf), x, y))[0]
+    # Lanczos operator: split the float64 vector into the parameter shapes on the host,
+    # call the same jitted pytree HVP, concatenate on the host. (Raveling inside the jitted
+    # function instead makes XLA CPU much slower, up to 5x on the mlp.)
+    shapes = [a.shape for a in jax.tree_util.tree_leaves(params)]
+    treedef = jax.tree_util.tree_structure(params)
+    offsets = np.cumsum([0] + [int(np.prod(sh)) for sh in shapes])
 
     def make_matvec(pt):
         def mv(q64):
-            hv = hvp_flat(pt, jnp.asarray(q64.astype(np.float32)), xb, yb)
-            return np.asarray(hv, dtype=np.float64)
+            q32 = np.asarray(q64, dtype=np.float32)
+            leaves = [jnp.asarray(q32[offsets[i]:offsets[i + 1]].reshape(sh))
+                      for i, sh in enumerate(shapes)]
+            hv = hvp(pt, jax.tree_util.tree_unflatten(treedef, leaves), xb, yb)
+            return np.concatenate([np.asarray(a, dtype=np.float64).ravel()
+                                   for a in jax.tree_util.tree_leaves(hv)])
         return mv
 
     mv_mid = make_matvec(p)
@@ -323,7 +339,7 @@ def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats):
     out["lanczos_warm_hvps"] = m_warm
     log(f"[{name}] lanczos warm: {m_warm} HVPs, {out['lanczos_warm_ms']:.1f} ms, "
         f"sharpness after one more step {theta2:.4f} "
-        f"(relative residual {res2 / abs(theta2):.2e})")
+        f"(relative residual {res2 / abs(theta2):.2e}); peak RSS so far {peak_rss_mb():.0f} MB")
 
     # 6. per-example softmax Jacobian spectral norms, at the initial parameters
     in_shape = x_jac.shape[1:]
@@ -340,8 +356,7 @@ def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats):
         return jnp.sqrt(jnp.maximum(lam, 0.0))
 
     xj = jnp.asarray(x_jac)
-    assert xj.shape[0] % JAC_CHUNK == 0
-    chunks = [xj[i:i + JAC_CHUNK] for i in range(0, xj.shape[0], JAC_CHUNK)]
+    chunks = [xj[i:i + jac_chunk] for i in range(0, xj.shape[0], jac_chunk)]
     t0 = time.perf_counter()
     block(jac_norms(params, chunks[0]))
     log(f"[{name}] compile jacobian {time.perf_counter() - t0:.2f}s  (input {in_shape})")
@@ -354,7 +369,7 @@ def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats):
     out["jacobian_ms_per_1000"] = time_ms(run_jac, repeats, warmup=1) * 1000.0 / xj.shape[0]
     out["jacobian_max"] = float(jres["n"].max())
     log(f"[{name}] jacobian {out['jacobian_ms_per_1000']:.1f} ms/1000, "
-        f"max {out['jacobian_max']:.4f}")
+        f"max {out['jacobian_max']:.4f}; peak RSS so far {peak_rss_mb():.0f} MB")
     return out
 
 
@@ -363,9 +378,13 @@ def main():
     ap.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 binary directory")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
+    ap.add_argument("--jac-chunk", type=int, default=JAC_CHUNK,
+                    help="examples per vmapped Jacobian call (memory vs speed)")
     args = ap.parse_args()
     if args.repeats < 1:
         sys.exit("peer_jax: --repeats must be >= 1")
+    if args.jac_chunk < 1:
+        sys.exit("peer_jax: --jac-chunk must be >= 1")
 
     log(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, "
         f"data {args.data}")
@@ -376,11 +395,13 @@ def main():
 
     res = {}
     xf = x.reshape(x.shape[0], -1)
-    r = run_workload("mlp", mlp_logits, mlp_params, xf[:256], y[:256], xf, args.repeats)
+    r = run_workload("mlp", mlp_logits, mlp_params, xf[:256], y[:256], xf, args.repeats,
+                     args.jac_chunk)
     res.update({f"mlp_{k}": r[k] for k in TIMING_KEYS})
-    r = run_workload("cnn", cnn_logits, cnn_params, x[:128], y[:128], x, args.repeats)
+    r = run_workload("cnn", cnn_logits, cnn_params, x[:128], y[:128], x, args.repeats,
+                     args.jac_chunk)
     res.update({f"cnn_{k}": r[k] for k in TIMING_KEYS})
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    res["peak_rss_mb"] = peak_rss_mb()
     res["jax_version"] = jax.__version__
     res["threads"] = os.cpu_count()
     res["backend"] = "jax-cpu"

@@ -111,11 +111,17 @@ impl Lanczos {
         if j > 0 {
             axpy(-self.beta[j - 1], &self.basis[j - 1], &mut w);
         }
-        // full reorthogonalisation, twice ("twice is enough")
+        // Full reorthogonalisation against the whole basis; a second pass only
+        // when the first cancelled most of w (DGKS criterion, ‖w'‖ < ‖w‖/√2),
+        // which is when one pass can leave a component behind ("twice is enough").
         for _ in 0..2 {
+            let before = norm(&w);
             for b in &self.basis {
                 let c = dot(b, &w);
                 axpy(-c, b, &mut w);
+            }
+            if norm(&w) >= std::f64::consts::FRAC_1_SQRT_2 * before {
+                break;
             }
         }
         self.alpha.push(a);
