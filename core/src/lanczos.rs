@@ -96,8 +96,12 @@ impl Lanczos {
         self.exhausted
     }
 
-    /// Feeds `aq = A·query()`.
+    /// Feeds `aq = A·query()`. Must not be called once [`Lanczos::is_exhausted`].
     pub fn feed(&mut self, aq: &[f64]) {
+        assert!(
+            !self.exhausted,
+            "Lanczos::feed after the Krylov space was exhausted"
+        );
         let j = self.alpha.len();
         let q = &self.basis[j];
         assert_eq!(
