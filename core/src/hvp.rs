@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::loss::{LossConfig, LossKind};
 use crate::models::{forward, Architecture, Gate, Gates};
 use crate::objective::{
-    flatten_to_host, loss_and_gradient, record_gates, unflatten_from_host, Sample,
+    flatten_to_host, leaf_gradients, leaves, loss_and_gradient, record_gates, unflatten_from_host,
+    Sample,
 };
 
 /// Finite-difference settings.
@@ -162,11 +163,7 @@ impl<'a> GaussNewtonOperator<'a> {
         self.products += 1;
         let plus = axpy_params(self.params, self.eps, v);
         let minus = axpy_params(self.params, -self.eps, v);
-        let leaves: Vec<Tensor<1>> = self
-            .params
-            .iter()
-            .map(|p| p.clone().autodiff().require_grad())
-            .collect();
+        let leaves = leaves(self.params);
         let inv_n = 1.0 / self.sample.n as f64;
         let mut acc: Option<Vec<Tensor<1>>> = None;
         for (ci, ch) in self.sample.chunks.iter().enumerate() {
@@ -197,11 +194,7 @@ impl<'a> GaussNewtonOperator<'a> {
             let z = forward(self.arch, &leaves, ch.x.clone(), Gates::Free);
             let s = (z * w).sum().mul_scalar(inv_n);
             let grads = s.backward();
-            let gi: Vec<Tensor<1>> = leaves
-                .iter()
-                .zip(self.params)
-                .map(|(l, p)| l.grad(&grads).unwrap_or_else(|| p.zeros_like()))
-                .collect();
+            let gi = leaf_gradients(&leaves, &grads);
             acc = Some(match acc {
                 None => gi,
                 Some(a) => a.into_iter().zip(gi).map(|(x, y)| x + y).collect(),

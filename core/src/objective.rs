@@ -4,7 +4,7 @@
 //! Chunks bound memory: the gradient is accumulated chunk by chunk, each
 //! chunk's loss scaled by 1/|S|, so the result is the full-sample gradient.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
 use crate::data::Dataset;
 use crate::loss::{LossConfig, LossKind};
@@ -151,10 +151,7 @@ pub fn loss_and_gradient(
     loss: &LossConfig,
     gates: Option<&[Vec<Gate>]>,
 ) -> (f64, Vec<Tensor<1>>) {
-    let leaves: Vec<Tensor<1>> = params
-        .iter()
-        .map(|p| p.clone().autodiff().require_grad())
-        .collect();
+    let leaves = leaves(params);
     let scale = 1.0 / sample.n as f64;
     let mut grad: Option<Vec<Tensor<1>>> = None;
     let mut total: Option<Tensor<1>> = None;
@@ -171,11 +168,7 @@ pub fn loss_and_gradient(
             None => lv,
             Some(t) => t + lv,
         });
-        let gi: Vec<Tensor<1>> = leaves
-            .iter()
-            .zip(params)
-            .map(|(leaf, p)| leaf.grad(&grads).unwrap_or_else(|| p.zeros_like()))
-            .collect();
+        let gi = leaf_gradients(&leaves, &grads);
         grad = Some(match grad {
             None => gi,
             Some(acc) => acc.into_iter().zip(gi).map(|(a, b)| a + b).collect(),
@@ -186,6 +179,25 @@ pub fn loss_and_gradient(
         tensor_to_vec(&total)[0] as f64,
         grad.expect("sample has at least one chunk"),
     )
+}
+
+/// Autodiff leaves for `params` (gradients retained).
+pub fn leaves(params: &[Tensor<1>]) -> Vec<Tensor<1>> {
+    params
+        .iter()
+        .map(|p| p.clone().autodiff().require_grad())
+        .collect()
+}
+
+/// The gradient of every leaf in `grads` (zeros for a leaf the loss did not use).
+pub fn leaf_gradients(leaves: &[Tensor<1>], grads: &Gradients) -> Vec<Tensor<1>> {
+    leaves
+        .iter()
+        .map(|l| {
+            l.grad(grads)
+                .unwrap_or_else(|| l.clone().inner().zeros_like())
+        })
+        .collect()
 }
 
 /// Flattens parameter-shaped tensors into one host vector (f64).

@@ -68,20 +68,20 @@ fn start_vector(p: usize, warm: Option<&[f64]>, seed: u64) -> Vec<f64> {
     }
 }
 
-/// Top Hessian eigenvalues of ℓ_S at θ = `params`.
-pub fn top_hessian_eigenvalues(
-    arch: &Architecture,
-    params: &[Tensor<1>],
-    sample: &Sample,
-    loss: &LossConfig,
+/// Lanczos on `apply` from the warm or a random start; `eps` is the
+/// operator's finite-difference step, recorded with the result.
+fn estimate(
+    mut apply: impl FnMut(&[f64]) -> Vec<f64>,
+    eps: f64,
+    p: usize,
     cfg: &SharpnessConfig,
     warm: Option<&[f64]>,
+    seed: u64,
+    t0: Instant,
 ) -> Sharpness {
-    let t0 = Instant::now();
-    let mut op = HessianOperator::new(arch, params, sample, loss, &cfg.hvp);
-    let start = start_vector(arch.num_params(), warm, cfg.seed);
+    let start = start_vector(p, warm, seed);
     let r = top_eigenpairs(
-        |v| Ok::<_, std::convert::Infallible>(op.apply(v)),
+        |v| Ok::<_, std::convert::Infallible>(apply(v)),
         start,
         &cfg.lanczos,
     )
@@ -93,8 +93,31 @@ pub fn top_hessian_eigenvalues(
         wall_s: t0.elapsed().as_secs_f64(),
         converged: r.converged,
         vectors: r.vectors,
-        eps: op.eps,
+        eps,
     }
+}
+
+/// Top Hessian eigenvalues of ℓ_S at θ = `params`.
+pub fn top_hessian_eigenvalues(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    sample: &Sample,
+    loss: &LossConfig,
+    cfg: &SharpnessConfig,
+    warm: Option<&[f64]>,
+) -> Sharpness {
+    let t0 = Instant::now();
+    let mut op = HessianOperator::new(arch, params, sample, loss, &cfg.hvp);
+    let eps = op.eps;
+    estimate(
+        |v| op.apply(v),
+        eps,
+        arch.num_params(),
+        cfg,
+        warm,
+        cfg.seed,
+        t0,
+    )
 }
 
 /// Top eigenvalue(s) of the Gauss–Newton matrix of ℓ_S at θ = `params`.
@@ -108,20 +131,14 @@ pub fn top_gauss_newton_eigenvalues(
 ) -> Sharpness {
     let t0 = Instant::now();
     let mut op = GaussNewtonOperator::new(arch, params, sample, loss, &cfg.hvp);
-    let start = start_vector(arch.num_params(), warm, cfg.seed ^ 0x9e37);
-    let r = top_eigenpairs(
-        |v| Ok::<_, std::convert::Infallible>(op.apply(v)),
-        start,
-        &cfg.lanczos,
+    let eps = op.eps;
+    estimate(
+        |v| op.apply(v),
+        eps,
+        arch.num_params(),
+        cfg,
+        warm,
+        cfg.seed ^ 0x9e37,
+        t0,
     )
-    .unwrap_or_else(|e| match e {});
-    Sharpness {
-        eigenvalues: r.values,
-        residuals: r.residuals,
-        products: r.steps,
-        wall_s: t0.elapsed().as_secs_f64(),
-        converged: r.converged,
-        vectors: r.vectors,
-        eps: op.eps,
-    }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::loss::LossConfig;
 use crate::models::{forward, Gates, Model};
-use crate::objective::{loss_and_gradient, Sample};
+use crate::objective::{leaf_gradients, leaves, loss_and_gradient, Sample};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -182,22 +182,13 @@ impl Trainer {
         );
         let x = x_all.clone().select(0, ids.clone());
         let t = t_all.clone().select(0, ids);
-        let leaves: Vec<Tensor<1>> = self
-            .model
-            .params
-            .iter()
-            .map(|p| p.clone().autodiff().require_grad())
-            .collect();
+        let leaves = leaves(&self.model.params);
         let l = self
             .loss
             .per_example(forward(arch, &leaves, x, Gates::Free), t)
             .mean();
         let grads = l.backward();
-        let g = leaves
-            .iter()
-            .zip(&self.model.params)
-            .map(|(leaf, p)| leaf.grad(&grads).unwrap_or_else(|| p.zeros_like()))
-            .collect();
+        let g = leaf_gradients(&leaves, &grads);
         (crate::models::tensor_to_vec(&l.inner())[0] as f64, g)
     }
 
