@@ -1031,19 +1031,4 @@ mod tests {
         let ax = Axis::linear(-0.5, 1000.0, 8, 1.0);
         assert_eq!(ax.major.first(), Some(&0.0));
     }
-
-    /// Writes the realistic figure for a look: `CURVLAB_PLOT_DEMO=/tmp/plot_demo.png
-    /// cargo test --release -p curvlab-native plot_demo -- --ignored`.
-    #[test]
-    #[ignore]
-    fn plot_demo() {
-        let path =
-            std::env::var("CURVLAB_PLOT_DEMO").unwrap_or_else(|_| "/tmp/plot_demo.png".into());
-        plot_run(
-            &realistic_rows(),
-            "mlp-tanh · CIFAR-10 (5k) · GD η = 0.05 · MSE",
-            Path::new(&path),
-        )
-        .unwrap();
-    }
 }
