@@ -368,14 +368,17 @@ fn divergence_is_recorded() {
 #[test]
 fn bad_input_gives_one_line() {
     let d = tmp("bad");
-    // missing directory
+    // missing directory; the failed run leaves no output directory behind
+    let out = d.join("out-nope");
     one_line_error(
         &bin()
             .args(["run", "--data", d.join("nope").to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap()])
             .output()
             .unwrap(),
         "nope",
     );
+    assert!(!out.exists(), "a failed run left {}", out.display());
     // truncated training file
     let trunc = d.join("trunc");
     std::fs::create_dir_all(&trunc).unwrap();

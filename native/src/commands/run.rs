@@ -140,20 +140,29 @@ fn write_config(dir: &Path, cfg: &RunConfig) -> Result<()> {
         .with_context(|| format!("{}", path.display()))
 }
 
-pub fn run(a: RunArgs) -> Result<()> {
-    let cfg = config_from_args(&a)?;
-    let out = a.out.clone().unwrap_or_else(default_out);
-    fs::create_dir_all(&out)
-        .with_context(|| format!("{}: cannot create output directory", out.display()))?;
-    let device = backend::device(cfg.backend)?;
-    write_config(&out, &cfg)?;
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics: File = OpenOptions::new()
+/// Writes config.json and opens metrics.jsonl (truncated) in `out`.
+fn open_outputs(out: &Path, cfg: &RunConfig, metrics_path: &Path) -> Result<File> {
+    write_config(out, cfg)?;
+    OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
-        .open(&metrics_path)
-        .with_context(|| format!("{}", metrics_path.display()))?;
+        .open(metrics_path)
+        .with_context(|| format!("{}", metrics_path.display()))
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let cfg = config_from_args(&a)?;
+    let out = a.out.clone().unwrap_or_else(default_out);
+    let device = backend::device(cfg.backend)?;
+    // The directory is made up front (a bad path fails before any work), and
+    // its files once the data and model are set up; a run that fails before
+    // that leaves no half-made directory behind.
+    let created = !out.exists();
+    fs::create_dir_all(&out)
+        .with_context(|| format!("{}: cannot create output directory", out.display()))?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics: Option<File> = None;
     let plot_path = out.join("plot.png");
     let title = format!("curvlab run — {}", out.display());
 
@@ -178,6 +187,12 @@ pub fn run(a: RunArgs) -> Result<()> {
             measure_n,
         } => {
             bar.println(format!("{params} parameters; {train} train / {test} test examples; measuring on {measure_n}; writing to {}", out.display()));
+            match open_outputs(&out, &cfg, &metrics_path) {
+                Ok(f) => metrics = Some(f),
+                Err(e) => {
+                    write_err.get_or_insert(e);
+                }
+            }
         }
         Event::Step { step, loss } => {
             bar.set_position(step);
@@ -195,7 +210,11 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         Event::Row(row) => {
             let line = row.to_json_line();
-            if let Err(e) = writeln!(metrics, "{line}").and_then(|_| metrics.flush()) {
+            let written = match metrics.as_mut() {
+                Some(f) => writeln!(f, "{line}").and_then(|_| f.flush()),
+                None => Ok(()),
+            };
+            if let Err(e) = written {
                 write_err.get_or_insert(
                     anyhow::Error::new(e).context(format!("{}", metrics_path.display())),
                 );
@@ -211,8 +230,17 @@ pub fn run(a: RunArgs) -> Result<()> {
                 ));
             }
         }
-    })?;
+    });
     bar.finish_and_clear();
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            if created && metrics.is_none() {
+                let _ = fs::remove_dir_all(&out);
+            }
+            return Err(e.into());
+        }
+    };
     if let Some(e) = write_err {
         return Err(e);
     }
