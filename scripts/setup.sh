@@ -12,12 +12,13 @@ if ! command -v cargo >/dev/null; then
   echo "curvlab needs a Rust toolchain (https://rustup.rs): cargo not found" >&2
   exit 1
 fi
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
 have_vulkan_icd() {
   ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1
 }
-if ! have_vulkan_icd || ! ldconfig -p | grep -q 'libvulkan.so.1'; then
+if ! have_vulkan_icd || ! ldconfig -p | grep 'libvulkan.so.1' >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "== installing Mesa's Vulkan drivers (software Vulkan for the wgpu tests)"
     apt-get update -qq
