@@ -56,19 +56,22 @@ pub fn min_interclass_distance(data: &Dataset, device: &Device) -> Result<Interc
     let mut best = f64::INFINITY;
     // f32 error of ‖a‖²+‖b‖²−2a·b is ≲ d·u·(‖a‖²+‖b‖²); keep everything within that of the minimum.
     let slack = 4.0 * (d as f64).sqrt() * 6e-8 * 4.0 * max_sq + 1e-30;
-    for r0 in (0..n).step_by(TILE) {
-        let r1 = (r0 + TILE).min(n);
-        let a = Tensor::<2>::from_data(
-            TensorData::new(data.x[r0 * d..r1 * d].to_vec(), [r1 - r0, d]),
-            device,
-        );
-        for c0 in (r0..n).step_by(TILE) {
-            let c1 = (c0 + TILE).min(n);
-            let b = Tensor::<2>::from_data(
-                TensorData::new(data.x[c0 * d..c1 * d].to_vec(), [c1 - c0, d]),
+    // Each tile is uploaded once and reused for every row-tile × column-tile product.
+    let tiles: Vec<Tensor<2>> = (0..n)
+        .step_by(TILE)
+        .map(|r0| {
+            let r1 = (r0 + TILE).min(n);
+            Tensor::<2>::from_data(
+                TensorData::new(data.x[r0 * d..r1 * d].to_vec(), [r1 - r0, d]),
                 device,
-            );
-            let dots = tensor_to_vec(&a.clone().matmul(b.transpose()));
+            )
+        })
+        .collect();
+    for (ti, a) in tiles.iter().enumerate() {
+        let (r0, r1) = (ti * TILE, ((ti + 1) * TILE).min(n));
+        for (tj, b) in tiles.iter().enumerate().skip(ti) {
+            let (c0, c1) = (tj * TILE, ((tj + 1) * TILE).min(n));
+            let dots = tensor_to_vec(&a.clone().matmul(b.clone().transpose()));
             let w = c1 - c0;
             for i in r0..r1 {
                 for j in c0.max(i + 1)..c1 {

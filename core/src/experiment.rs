@@ -285,13 +285,14 @@ pub fn run(cfg: &RunConfig, device: &Device, mut on: impl FnMut(Event)) -> Resul
         measure_n: measurer.train.n,
     });
     let mut rows = 0;
+    let measure_n = measurer.train.n;
     let base_row = |trainer: &Trainer| MetricsRow {
         step: trainer.step,
         epoch: trainer.epoch(),
         lr: cfg.optim.lr,
         two_over_lr: 2.0 / cfg.optim.lr,
         bn_mode: "none".into(),
-        n: measurer_n(&train, cfg),
+        n: measure_n,
         ..Default::default()
     };
     loop {
@@ -338,8 +339,4 @@ pub fn run(cfg: &RunConfig, device: &Device, mut on: impl FnMut(Event)) -> Resul
             });
         }
     }
-}
-
-fn measurer_n(train: &Dataset, cfg: &RunConfig) -> usize {
-    train.len().min(cfg.measure.samples)
 }

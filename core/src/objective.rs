@@ -20,6 +20,8 @@ pub struct Chunk {
     pub t: Tensor<2>,
     /// Labels (host).
     pub y: Vec<u32>,
+    /// Per-example KL-form offsets H(t_i) (0 for the square loss), host.
+    pub offsets: Vec<f64>,
 }
 
 /// A sample S on the device: inputs, targets and labels, in chunks.
@@ -44,13 +46,12 @@ impl Sample {
         let d = data.input_len();
         let c = data.classes;
         let mut chunks = Vec::new();
-        let mut entropy = 0.0;
         for start in (0..data.len()).step_by(chunk) {
             let end = (start + chunk).min(data.len());
             let b = end - start;
             let y = data.y[start..end].to_vec();
             let t = loss.targets(&y, c);
-            entropy += t.chunks(c).map(|row| loss.entropy_offset(row)).sum::<f64>();
+            let offsets = t.chunks(c).map(|row| loss.entropy_offset(row)).collect();
             chunks.push(Chunk {
                 x: Tensor::from_data(
                     TensorData::new(data.x[start * d..end * d].to_vec(), [b, d]),
@@ -58,8 +59,10 @@ impl Sample {
                 ),
                 t: Tensor::from_data(TensorData::new(t, [b, c]), device),
                 y,
+                offsets,
             });
         }
+        let entropy: f64 = chunks.iter().flat_map(|ch| &ch.offsets).sum();
         Ok(Sample {
             chunks,
             n: data.len(),
@@ -95,7 +98,6 @@ pub fn evaluate(
     for ch in &sample.chunks {
         let z = forward(arch, params, ch.x.clone(), Gates::Free);
         let per = tensor_to_vec(&loss.per_example(z.clone(), ch.t.clone()));
-        let targets = tensor_to_vec(&ch.t);
         let logits = tensor_to_vec(&z);
         for (i, &ci) in per.iter().enumerate() {
             let row = &logits[i * sample.classes..(i + 1) * sample.classes];
@@ -105,8 +107,7 @@ pub fn evaluate(
                 .fold(0, |b, (k, v)| if *v > row[b] { k } else { b });
             correct += usize::from(pred == ch.y[i] as usize);
             sum += ci as f64;
-            let off = loss.entropy_offset(&targets[i * sample.classes..(i + 1) * sample.classes]);
-            let kl = ci as f64 - off;
+            let kl = ci as f64 - ch.offsets[i];
             max_kl = if kl.is_nan() || max_kl.is_nan() {
                 f64::NAN
             } else {
