@@ -15,12 +15,15 @@
 //! | exact per-sample Jacobian spectral norms ‖J_i‖₂ | [`jacobian`] |
 //! | Theorem 5.1 data bound, covering radius δ(N, ε) (eqs. 6, 7) | [`bound`] |
 //! | training (GD, SGD, momentum, weight decay) | [`train`] |
+//! | learning-rate schedules (constant, step, cosine, warm-up) | [`schedule`] |
+//! | random crop + flip, mixup (Beta draws) on host batches | [`augment`] |
 //! | one measurement of everything on a model | [`measure`] |
 //! | a whole run: config, training loop, measurements every M steps | [`experiment`] |
 //! | results rows (`metrics.jsonl`) | [`record`] |
 //!
 //! Every number is computed here; the CLI and the browser app are thin shells.
 
+pub mod augment;
 pub mod backend;
 pub mod bound;
 pub mod data;
@@ -36,6 +39,7 @@ pub mod models;
 pub mod objective;
 pub mod record;
 pub mod rng;
+pub mod schedule;
 pub mod sharpness;
 pub mod train;
 pub mod weights;
