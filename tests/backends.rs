@@ -14,11 +14,12 @@ use curvlab::data::Dataset;
 use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
 use curvlab::loss::LossConfig;
-use curvlab::models::{Activation, Architecture, Model};
+use curvlab::models::{Activation, Architecture, Bn, Model};
 use curvlab::objective::{flatten_to_host, loss_and_gradient, Sample};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_gauss_newton_eigenvalues, top_hessian_eigenvalues, SharpnessConfig};
 use curvlab::train::{OptimConfig, Trainer};
+use curvlab::Block;
 
 struct Measured {
     loss: f64,
@@ -36,7 +37,16 @@ fn measure_on(dev: &Device, arch: &Architecture, data: &Dataset) -> Measured {
     };
     let model = Model::init(arch, 3, dev).unwrap();
     let sample = Sample::new(data, &loss, 32, dev).unwrap();
-    let (l, g) = loss_and_gradient(&model.arch, &model.params, &sample, &loss, None);
+    let (l, g) = loss_and_gradient(
+        &model.arch,
+        &model.params,
+        &sample,
+        &loss,
+        None,
+        &mut Bn::Batch,
+    )
+    .block()
+    .unwrap();
     let cfg = SharpnessConfig {
         lanczos: LanczosConfig {
             k: 1,
@@ -46,9 +56,13 @@ fn measure_on(dev: &Device, arch: &Architecture, data: &Dataset) -> Measured {
         },
         ..Default::default()
     };
-    let s = top_hessian_eigenvalues(&model.arch, &model.params, &sample, &loss, &cfg, None);
-    let gn = top_gauss_newton_eigenvalues(&model.arch, &model.params, &sample, &loss, &cfg, None);
-    let j = jacobian_spectral_norms(&model.arch, &model.params, &sample);
+    let s = top_hessian_eigenvalues(&model, &sample, &loss, &cfg, None)
+        .block()
+        .unwrap();
+    let gn = top_gauss_newton_eigenvalues(&model, &sample, &loss, &cfg, None)
+        .block()
+        .unwrap();
+    let j = jacobian_spectral_norms(&model, &sample).block().unwrap();
     let mut tr = Trainer::new(
         model,
         data,
@@ -64,11 +78,11 @@ fn measure_on(dev: &Device, arch: &Architecture, data: &Dataset) -> Measured {
     )
     .unwrap();
     for _ in 0..5 {
-        tr.step();
+        tr.step().block().unwrap();
     }
     Measured {
         loss: l,
-        grad: flatten_to_host(&g),
+        grad: flatten_to_host(&g).block().unwrap(),
         sharpness: s.top(),
         gn: gn.top(),
         jac: j.softmax,

@@ -12,11 +12,12 @@ use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
 use curvlab::linalg::{matvec, symmetric_eigen};
 use curvlab::loss::{LossConfig, LossKind};
-use curvlab::models::{Activation, Architecture, Model};
+use curvlab::models::{Activation, Architecture, Bn, BnMode, Model};
 use curvlab::objective::{flatten_to_host, loss_and_gradient, Sample};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_gauss_newton_eigenvalues, top_hessian_eigenvalues, SharpnessConfig};
 use curvlab::train::{OptimConfig, Trainer};
+use curvlab::Block;
 use reference::{spectral_norm, Problem};
 
 struct Case {
@@ -70,7 +71,7 @@ fn case(arch: Architecture, loss: LossConfig, n: usize, seed: u64, train_steps: 
         };
         let mut tr = Trainer::new(model, &data, loss.clone(), optim, 7, seed).unwrap();
         for _ in 0..train_steps {
-            tr.step();
+            tr.step().block().unwrap();
         }
         model = tr.model;
     }
@@ -120,6 +121,7 @@ fn solver(k: usize, tol: f64) -> SharpnessConfig {
         },
         hvp: HvpConfig::default(),
         seed: 1,
+        bn_mode: BnMode::Train,
     }
 }
 
@@ -129,14 +131,9 @@ fn check_sharpness(arch: Architecture, loss: LossConfig, tol: f64) {
         let h = cs.reference.hessian();
         let p = cs.reference.theta.len();
         let exact = dense_top(&h, p);
-        let s = top_hessian_eigenvalues(
-            &cs.model.arch,
-            &cs.model.params,
-            &cs.sample,
-            &cs.loss,
-            &solver(3, 1e-6),
-            None,
-        );
+        let s = top_hessian_eigenvalues(&cs.model, &cs.sample, &cs.loss, &solver(3, 1e-6), None)
+            .block()
+            .unwrap();
         let scale = exact[0].abs();
         for (i, ex) in exact.iter().enumerate().take(3) {
             let err = (s.eigenvalues[i] - ex).abs() / scale;
@@ -228,14 +225,9 @@ fn sharpness_linear_regression_closed_form() {
             }
         }
         let exact = dense_top(&cov, d + 1);
-        let s = top_hessian_eigenvalues(
-            &cs.model.arch,
-            &cs.model.params,
-            &cs.sample,
-            &cs.loss,
-            &solver(2, 1e-7),
-            None,
-        );
+        let s = top_hessian_eigenvalues(&cs.model, &cs.sample, &cs.loss, &solver(2, 1e-7), None)
+            .block()
+            .unwrap();
         // λ₁ of H = λ₁(cov) with multiplicity C = 2. Tolerance 1e-3 (observed
         // ~1e-4): with P = 12 parameters the f32 rounding of θ ± εv does not
         // average out in the Rayleigh quotient as it does for large P.
@@ -271,14 +263,16 @@ fn hvp_error_is_small_symmetric_and_eps_independent() {
         let norm = hv_exact.iter().map(|x| x * x).sum::<f64>().sqrt();
         for eps_rel in [1e-4, 3e-4, 1e-3] {
             let mut op = HessianOperator::new(
-                &cs.model.arch,
-                &cs.model.params,
+                &cs.model,
+                BnMode::Train,
                 &cs.sample,
                 &cs.loss,
                 &HvpConfig { eps_rel },
-            );
-            let hv = op.apply(&v);
-            let hu = op.apply(&u);
+            )
+            .block()
+            .unwrap();
+            let hv = op.apply(&v).block().unwrap();
+            let hu = op.apply(&u).block().unwrap();
             let err = hv
                 .iter()
                 .zip(&hv_exact)
@@ -314,9 +308,17 @@ fn gradient_matches_reference() {
             3,
             0,
         );
-        let (l, g) =
-            loss_and_gradient(&cs.model.arch, &cs.model.params, &cs.sample, &cs.loss, None);
-        let g = flatten_to_host(&g);
+        let (l, g) = loss_and_gradient(
+            &cs.model.arch,
+            &cs.model.params,
+            &cs.sample,
+            &cs.loss,
+            None,
+            &mut Bn::Batch,
+        )
+        .block()
+        .unwrap();
+        let g = flatten_to_host(&g).block().unwrap();
         let ge = cs.reference.gradient();
         let norm = ge.iter().map(|x| x * x).sum::<f64>().sqrt();
         let err = g
@@ -351,14 +353,10 @@ fn gauss_newton_top_eigenvalue() {
         );
         let p = cs.reference.theta.len();
         let exact = dense_top(&cs.reference.gauss_newton(), p)[0];
-        let s = top_gauss_newton_eigenvalues(
-            &cs.model.arch,
-            &cs.model.params,
-            &cs.sample,
-            &cs.loss,
-            &solver(1, 1e-6),
-            None,
-        );
+        let s =
+            top_gauss_newton_eigenvalues(&cs.model, &cs.sample, &cs.loss, &solver(1, 1e-6), None)
+                .block()
+                .unwrap();
         let err = (s.top() - exact).abs() / exact;
         println!(
             "GN λ₁ = {:.6e} exact {exact:.6e} rel err {err:.2e}",
@@ -378,7 +376,9 @@ fn jacobian_norms_match_reference() {
         mlp(Activation::Gelu, vec![8]),
     ] {
         let cs = case(arch, LossConfig::default(), 15, 21, 25);
-        let j = jacobian_spectral_norms(&cs.model.arch, &cs.model.params, &cs.sample);
+        let j = jacobian_spectral_norms(&cs.model, &cs.sample)
+            .block()
+            .unwrap();
         let (c, d) = (cs.model.arch.classes(), cs.model.arch.input_len());
         for i in 0..15 {
             let (jl, js) = cs.reference.input_jacobians(i);
@@ -403,25 +403,26 @@ fn jacobian_norms_match_reference() {
 fn sharpness_estimate_leaves_model_unchanged() {
     let cs = case(cnn(Activation::Relu), LossConfig::default(), 14, 4, 5);
     let before = cs.model.flat();
-    let _ = top_hessian_eigenvalues(
-        &cs.model.arch,
-        &cs.model.params,
-        &cs.sample,
-        &cs.loss,
-        &solver(2, 1e-4),
-        None,
-    );
-    let _ = top_gauss_newton_eigenvalues(
-        &cs.model.arch,
-        &cs.model.params,
-        &cs.sample,
-        &cs.loss,
-        &solver(1, 1e-4),
-        None,
-    );
-    let _ = jacobian_spectral_norms(&cs.model.arch, &cs.model.params, &cs.sample);
+    let _ = top_hessian_eigenvalues(&cs.model, &cs.sample, &cs.loss, &solver(2, 1e-4), None)
+        .block()
+        .unwrap();
+    let _ = top_gauss_newton_eigenvalues(&cs.model, &cs.sample, &cs.loss, &solver(1, 1e-4), None)
+        .block()
+        .unwrap();
+    let _ = jacobian_spectral_norms(&cs.model, &cs.sample)
+        .block()
+        .unwrap();
     assert_eq!(before, cs.model.flat());
-    let (l0, _) = loss_and_gradient(&cs.model.arch, &cs.model.params, &cs.sample, &cs.loss, None);
+    let (l0, _) = loss_and_gradient(
+        &cs.model.arch,
+        &cs.model.params,
+        &cs.sample,
+        &cs.loss,
+        None,
+        &mut Bn::Batch,
+    )
+    .block()
+    .unwrap();
     assert!((l0 - cs.reference.loss()).abs() < 1e-5);
 }
 
@@ -431,14 +432,9 @@ fn warm_start_saves_products() {
     let loss = LossConfig::default();
     let mut cs = case(mlp(Activation::Tanh, vec![16, 16]), loss.clone(), 28, 8, 40);
     let cfg = solver(1, 1e-3);
-    let cold = top_hessian_eigenvalues(
-        &cs.model.arch,
-        &cs.model.params,
-        &cs.sample,
-        &cs.loss,
-        &cfg,
-        None,
-    );
+    let cold = top_hessian_eigenvalues(&cs.model, &cs.sample, &cs.loss, &cfg, None)
+        .block()
+        .unwrap();
     // one more GD step, then warm vs cold
     let data = Dataset {
         x: cs.reference.x.iter().map(|&v| v as f32).collect(),
@@ -459,24 +455,20 @@ fn warm_start_saves_products() {
         0,
     )
     .unwrap();
-    tr.step();
+    tr.step().block().unwrap();
     cs.model = tr.model;
     let warm = top_hessian_eigenvalues(
-        &cs.model.arch,
-        &cs.model.params,
+        &cs.model,
         &cs.sample,
         &cs.loss,
         &cfg,
         Some(&cold.vectors[0]),
-    );
-    let cold2 = top_hessian_eigenvalues(
-        &cs.model.arch,
-        &cs.model.params,
-        &cs.sample,
-        &cs.loss,
-        &cfg,
-        None,
-    );
+    )
+    .block()
+    .unwrap();
+    let cold2 = top_hessian_eigenvalues(&cs.model, &cs.sample, &cs.loss, &cfg, None)
+        .block()
+        .unwrap();
     println!(
         "cold {} products, warm {} products",
         cold2.products, warm.products

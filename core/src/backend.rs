@@ -1,6 +1,9 @@
 //! Compute backends, chosen at run time: burn's `flex` CPU backend (pure Rust,
 //! SIMD + rayon; also runs on wasm) or wgpu (Vulkan / Metal / DX12 / WebGPU).
 //!
+//! In a browser the GPU is granted asynchronously: [`device_async`] (native
+//! callers may use [`device`]).
+//!
 //! All tensors in curvlab are f32. Every number is computed by the same code on
 //! every backend; only the device differs.
 
@@ -46,6 +49,9 @@ impl std::str::FromStr for BackendKind {
 
 /// The (non-autodiff) device for `kind`. wgpu is initialised once per process;
 /// if no adapter can be acquired this returns [`Error::Backend`] with a hint.
+///
+/// Native only for wgpu: on wasm a browser grants the GPU asynchronously, so
+/// use [`device_async`] there.
 pub fn device(kind: BackendKind) -> Result<Device> {
     match kind {
         BackendKind::Cpu => Ok(Device::flex()),
@@ -53,9 +59,37 @@ pub fn device(kind: BackendKind) -> Result<Device> {
     }
 }
 
+/// The device for `kind`, initialising wgpu asynchronously: the way to get a
+/// WebGPU device in a browser (page or Web Worker), and valid natively too.
+/// wgpu is initialised once per process (per worker on the web); a failure is
+/// remembered and returned again.
+pub async fn device_async(kind: BackendKind) -> Result<Device> {
+    match kind {
+        BackendKind::Cpu => Ok(Device::flex()),
+        BackendKind::Wgpu => {
+            if let Some(done) = WGPU.get() {
+                return done.clone().map_err(Error::Backend);
+            }
+            let result = Device::wgpu_options()
+                .init_async()
+                .await
+                .map_err(|e| format!("wgpu found no usable adapter ({e})"));
+            // A concurrent initialisation (impossible on wasm's single thread,
+            // rare natively) may have won; keep whichever result landed first.
+            let _ = WGPU.set(result);
+            WGPU.get()
+                .expect("set above")
+                .clone()
+                .map_err(Error::Backend)
+        }
+    }
+}
+
+/// The process's wgpu device (or why there is none), once initialised.
+static WGPU: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+
 #[cfg(not(target_family = "wasm"))]
 fn wgpu_device() -> Result<Device> {
-    static WGPU: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
     WGPU.get_or_init(|| {
         Device::wgpu_options().init().map_err(|e| {
             format!("wgpu found no usable adapter ({e}); install a Vulkan/Metal/DX12 driver or use --backend cpu")
@@ -67,10 +101,12 @@ fn wgpu_device() -> Result<Device> {
 
 #[cfg(target_family = "wasm")]
 fn wgpu_device() -> Result<Device> {
-    static _UNUSED: OnceLock<()> = OnceLock::new();
-    Err(Error::Backend(
-        "on wasm, initialise wgpu asynchronously (init_async) in the app".into(),
-    ))
+    match WGPU.get() {
+        Some(done) => done.clone().map_err(Error::Backend),
+        None => Err(Error::Backend(
+            "on wasm, wgpu starts asynchronously: call backend::device_async(BackendKind::Wgpu) first".into(),
+        )),
+    }
 }
 
 /// Waits for queued work on `device` (for timing).

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
-use crate::models::tensor_to_vec;
+use crate::models::read_vec;
 use crate::{Error, Result};
 
 /// The closest pair of examples with different labels.
@@ -38,7 +38,10 @@ const TILE: usize = 1024;
 /// Tiled on `device` via ‖a‖² + ‖b‖² − 2a·b in f32; every pair within a
 /// relative margin of the f32 minimum is then recomputed exactly in f64 on the
 /// host, so the result is exact to f64 rounding.
-pub fn min_interclass_distance(data: &Dataset, device: &Device) -> Result<InterclassDistance> {
+pub async fn min_interclass_distance(
+    data: &Dataset,
+    device: &Device,
+) -> Result<InterclassDistance> {
     let n = data.len();
     let d = data.input_len();
     if data.class_counts().iter().filter(|&&c| c > 0).count() < 2 {
@@ -71,7 +74,7 @@ pub fn min_interclass_distance(data: &Dataset, device: &Device) -> Result<Interc
         let (r0, r1) = (ti * TILE, ((ti + 1) * TILE).min(n));
         for (tj, b) in tiles.iter().enumerate().skip(ti) {
             let (c0, c1) = (tj * TILE, ((tj + 1) * TILE).min(n));
-            let dots = tensor_to_vec(&a.clone().matmul(b.clone().transpose()));
+            let dots = read_vec(&a.clone().matmul(b.clone().transpose())).await?;
             let w = c1 - c0;
             for i in r0..r1 {
                 for j in c0.max(i + 1)..c1 {
@@ -236,7 +239,7 @@ mod tests {
             classes: 3,
             name: "t".into(),
         };
-        let got = min_interclass_distance(&data, &Device::flex()).unwrap();
+        let got = crate::block_on(min_interclass_distance(&data, &Device::flex())).unwrap();
         let mut best = f64::INFINITY;
         for i in 0..n {
             for j in i + 1..n {

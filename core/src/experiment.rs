@@ -3,12 +3,14 @@
 //! steps. The loop reports through a callback, never prints, so a CLI progress
 //! bar and a browser worker can both drive it.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
+use web_time::Instant;
 
+use crate::augment::{pixel_zero_fill, AugmentConfig};
 use crate::backend::BackendKind;
 use crate::data::cifar::{self, CifarKind, CifarOptions};
 use crate::data::synthetic::{self, SyntheticConfig};
@@ -102,6 +104,10 @@ pub enum ModelKind {
     #[default]
     Mlp,
     Cnn,
+    Vgg11,
+    #[serde(rename = "vgg11_bn")]
+    Vgg11Bn,
+    Resnet18,
 }
 
 /// Model settings; input size and classes come from the data.
@@ -114,8 +120,10 @@ pub struct ModelConfig {
     pub hidden: Vec<usize>,
     /// CNN channels per conv block.
     pub channels: Vec<usize>,
-    /// Nonlinearity.
+    /// Nonlinearity (MLP and CNN; VGG11 and ResNet18 use ReLU).
     pub activation: Activation,
+    /// Base width of VGG11 / ResNet18 (channels scale as width/64; 64 is the paper's network).
+    pub width: usize,
 }
 
 impl Default for ModelConfig {
@@ -125,6 +133,7 @@ impl Default for ModelConfig {
             hidden: vec![256, 256],
             channels: vec![16, 32],
             activation: Activation::Tanh,
+            width: 64,
         }
     }
 }
@@ -139,20 +148,39 @@ impl ModelConfig {
                 classes: data.classes,
                 activation: self.activation,
             },
-            ModelKind::Cnn => {
+            kind => {
                 let &[c, h, w] = data.input_shape.as_slice() else {
                     return Err(Error::Shape(format!(
-                        "a CNN needs image inputs [c, h, w]; {} has inputs of shape {:?}",
+                        "a {kind:?} model needs image inputs [c, h, w]; {} has inputs of shape {:?}",
                         data.name, data.input_shape
                     )));
                 };
-                Architecture::Cnn {
-                    in_channels: c,
-                    height: h,
-                    width: w,
-                    channels: self.channels.clone(),
-                    classes: data.classes,
-                    activation: self.activation,
+                let (in_channels, height, width, classes) = (c, h, w, data.classes);
+                match kind {
+                    ModelKind::Cnn => Architecture::Cnn {
+                        in_channels,
+                        height,
+                        width,
+                        channels: self.channels.clone(),
+                        classes,
+                        activation: self.activation,
+                    },
+                    ModelKind::Vgg11 | ModelKind::Vgg11Bn => Architecture::Vgg11 {
+                        in_channels,
+                        height,
+                        width,
+                        classes,
+                        base: self.width,
+                        batch_norm: kind == ModelKind::Vgg11Bn,
+                    },
+                    ModelKind::Resnet18 => Architecture::Resnet18 {
+                        in_channels,
+                        height,
+                        width,
+                        classes,
+                        base: self.width,
+                    },
+                    ModelKind::Mlp => unreachable!("handled above"),
                 }
             }
         };
@@ -178,10 +206,16 @@ pub struct RunConfig {
     pub loss: LossConfig,
     /// Optimiser.
     pub optim: OptimConfig,
-    /// Optimiser steps.
+    /// Optimiser steps (ignored when `epochs` is set).
     pub steps: u64,
+    /// Train for this many epochs instead: steps = epochs·⌈N/B⌉ (GD: one step per epoch).
+    pub epochs: Option<u64>,
     /// Measure every M steps (and at step 0 and the last step).
     pub measure_every: u64,
+    /// Write a checkpoint every K steps (and always when the run stops); 0 = only when it stops.
+    pub checkpoint_every: u64,
+    /// Augmentation of the training batches (random crop, flip, mixup).
+    pub augment: AugmentConfig,
     /// Measurement settings.
     pub measure: MeasureConfig,
 }
@@ -203,18 +237,47 @@ impl Default for RunConfig {
                 momentum: 0.0,
                 weight_decay: 0.0,
                 batch_size: 0,
+                ..Default::default()
             },
             steps: 2000,
+            epochs: None,
             measure_every: 50,
+            checkpoint_every: 0,
+            augment: AugmentConfig::default(),
             measure: MeasureConfig::default(),
         }
     }
 }
 
 impl RunConfig {
+    /// The run's length in optimiser steps for `n_train` training examples.
+    pub fn total_steps(&self, n_train: usize) -> u64 {
+        match self.epochs {
+            None => self.steps,
+            Some(e) if self.optim.batch_size == 0 => e,
+            Some(e) => e * n_train.div_ceil(self.optim.batch_size.max(1)) as u64,
+        }
+    }
+
+    /// The crop padding value per channel: torchvision's black pixel for CIFAR
+    /// (see [`crate::augment::pixel_zero_fill`]), 0 otherwise.
+    pub fn crop_fill(&self, train: &Dataset) -> Vec<f32> {
+        let channels = train.input_shape.first().copied().unwrap_or(1);
+        match &self.data {
+            DataConfig::Cifar { input_scale, .. } if channels == 3 => {
+                pixel_zero_fill(&cifar::MEAN, &cifar::STD, *input_scale)
+            }
+            _ => vec![0.0; channels],
+        }
+    }
+
     /// Checks settings that can be checked without data.
     pub fn validate(&self) -> Result<()> {
         self.optim.validate()?;
+        self.augment.validate()?;
+        if self.epochs == Some(0) {
+            return Err(Error::Config("epochs must be ≥ 1".into()));
+        }
         self.loss.validate()?;
         if self.measure_every == 0 {
             return Err(Error::Config("measure_every must be ≥ 1".into()));
@@ -238,19 +301,23 @@ impl RunConfig {
     }
 }
 
-/// Progress reported by [`run`].
-pub enum Event<'a> {
+/// Progress reported by [`Run::next`].
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one event at a time, handed straight on
+pub enum Event {
     /// Set up: parameter count and data sizes.
     Started {
         params: usize,
         train: usize,
         test: usize,
         measure_n: usize,
+        /// Optimiser steps the run will take.
+        steps: u64,
     },
-    /// An optimiser step finished.
-    Step { step: u64, loss: f64 },
+    /// An optimiser step finished: its batch loss and learning rate.
+    Step { step: u64, loss: f64, lr: f64 },
     /// A measurement row (also the final `diverged` row).
-    Row(&'a MetricsRow),
+    Row(MetricsRow),
 }
 
 /// How a run ended.
@@ -262,81 +329,193 @@ pub struct RunSummary {
     pub model: Model,
 }
 
-/// Trains and measures as `cfg` says, reporting through `on`.
-pub fn run(cfg: &RunConfig, device: &Device, mut on: impl FnMut(Event)) -> Result<RunSummary> {
-    cfg.validate()?;
-    let t0 = Instant::now();
-    let (train, test) = cfg.data.load()?;
-    let arch = cfg.model.architecture(&train)?;
-    let model = Model::init(&arch, cfg.seed, device)?;
-    let mut measurer = Measurer::new(&train, Some(&test), &cfg.loss, &cfg.measure, device)?;
-    let mut trainer = Trainer::new(
-        model,
-        &train,
-        cfg.loss.clone(),
-        cfg.optim.clone(),
-        cfg.measure.chunk,
-        cfg.seed,
-    )?;
-    on(Event::Started {
-        params: arch.num_params(),
-        train: train.len(),
-        test: test.len(),
-        measure_n: measurer.train.n,
-    });
-    let mut rows = 0;
-    let measure_n = measurer.train.n;
-    let base_row = |trainer: &Trainer| MetricsRow {
-        step: trainer.step,
-        epoch: trainer.epoch(),
-        lr: cfg.optim.lr,
-        two_over_lr: 2.0 / cfg.optim.lr,
-        bn_mode: "none".into(),
-        n: measure_n,
-        ..Default::default()
-    };
-    loop {
-        let step = trainer.step;
-        if step % cfg.measure_every == 0 || step == cfg.steps {
-            let mut row = base_row(&trainer);
-            measurer.measure(&trainer.model, &mut row);
-            row.wall_s = t0.elapsed().as_secs_f64();
-            on(Event::Row(&row));
-            rows += 1;
-            if row.diverged {
-                return Ok(RunSummary {
-                    rows,
-                    steps: step,
-                    diverged: true,
-                    model: trainer.model,
-                });
-            }
-        }
-        if step >= cfg.steps {
-            return Ok(RunSummary {
-                rows,
-                steps: step,
-                diverged: false,
-                model: trainer.model,
-            });
-        }
-        let m = trainer.step();
-        on(Event::Step {
-            step: trainer.step,
-            loss: m.loss,
-        });
-        if !m.loss.is_finite() {
-            let mut row = base_row(&trainer);
-            row.train_loss = Some(m.loss);
-            row.diverged = true;
-            row.wall_s = t0.elapsed().as_secs_f64();
-            on(Event::Row(&row));
-            return Ok(RunSummary {
-                rows: rows + 1,
-                steps: trainer.step,
-                diverged: true,
-                model: trainer.model,
-            });
+/// A run driven one unit of work at a time (a measurement or an optimiser
+/// step), so that a CLI loop and a browser worker (which must yield between
+/// GPU reads) share the same code and produce the same numbers.
+pub struct Run {
+    pub(crate) cfg: RunConfig,
+    pub(crate) trainer: Trainer,
+    pub(crate) measurer: Measurer,
+    pub(crate) t0: Instant,
+    info: (usize, usize, usize),
+    pub(crate) started: bool,
+    /// The step whose measurement row has been emitted.
+    pub(crate) measured: Option<u64>,
+    pub(crate) pending: VecDeque<Event>,
+    pub(crate) rows: usize,
+    pub(crate) diverged: bool,
+    pub(crate) done: bool,
+}
+
+impl Run {
+    /// Loads the data `cfg` names and sets up model, optimiser and measurements.
+    pub async fn new(cfg: &RunConfig, device: &Device) -> Result<Run> {
+        cfg.validate()?;
+        let (train, test) = cfg.data.load()?;
+        Run::from_data(cfg, &train, &test, device).await
+    }
+
+    /// Like [`Run::new`] with data the caller supplies (a file the browser
+    /// read, a toy set); `cfg.data` is then only a record.
+    pub async fn from_data(
+        cfg: &RunConfig,
+        train: &Dataset,
+        test: &Dataset,
+        device: &Device,
+    ) -> Result<Run> {
+        cfg.validate()?;
+        let t0 = Instant::now();
+        let arch = cfg.model.architecture(train)?;
+        let model = Model::init(&arch, cfg.seed, device)?;
+        let measurer = Measurer::new(train, Some(test), &cfg.loss, &cfg.measure, device).await?;
+        let trainer = Trainer::new(
+            model,
+            train,
+            cfg.loss.clone(),
+            cfg.optim.clone(),
+            cfg.measure.chunk,
+            cfg.seed,
+        )?
+        .with_augment(train, &cfg.augment, cfg.crop_fill(train), cfg.seed)?
+        .with_total_steps(cfg.total_steps(train.len()));
+        Ok(Run {
+            cfg: cfg.clone(),
+            info: (train.len(), test.len(), measurer.train.n),
+            trainer,
+            measurer,
+            t0,
+            started: false,
+            measured: None,
+            pending: VecDeque::new(),
+            rows: 0,
+            diverged: false,
+            done: false,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    /// The model at the current step.
+    pub fn model(&self) -> &Model {
+        &self.trainer.model
+    }
+
+    /// Optimiser steps taken.
+    pub fn step(&self) -> u64 {
+        self.trainer.step
+    }
+
+    /// True when events are queued (a checkpoint must wait until they are drained).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Measurement rows emitted so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// True once the run has nothing more to do.
+    pub fn is_finished(&self) -> bool {
+        self.done && self.pending.is_empty()
+    }
+
+    fn base_row(&self) -> MetricsRow {
+        MetricsRow {
+            step: self.trainer.step,
+            epoch: self.trainer.epoch(),
+            lr: self.trainer.lr(),
+            two_over_lr: 2.0 / self.trainer.lr(),
+            bn_mode: self
+                .cfg
+                .measure
+                .solver
+                .bn_mode
+                .label(&self.trainer.model.arch)
+                .into(),
+            n: self.info.2,
+            ..Default::default()
         }
     }
+
+    /// Does the next unit of work and reports it; `None` once finished.
+    pub async fn next(&mut self) -> Result<Option<Event>> {
+        if let Some(e) = self.pending.pop_front() {
+            return Ok(Some(e));
+        }
+        if !self.started {
+            self.started = true;
+            return Ok(Some(Event::Started {
+                params: self.trainer.model.arch.num_params(),
+                train: self.info.0,
+                test: self.info.1,
+                measure_n: self.info.2,
+                steps: self.trainer.total_steps,
+            }));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let step = self.trainer.step;
+        let total = self.trainer.total_steps;
+        let due = step.is_multiple_of(self.cfg.measure_every) || step == total;
+        if due && self.measured != Some(step) {
+            let mut row = self.base_row();
+            self.measurer.measure(&self.trainer.model, &mut row).await?;
+            row.wall_s = self.t0.elapsed().as_secs_f64();
+            self.measured = Some(step);
+            self.rows += 1;
+            if row.diverged {
+                self.diverged = true;
+                self.done = true;
+            }
+            return Ok(Some(Event::Row(row)));
+        }
+        if step >= total {
+            self.done = true;
+            return Ok(None);
+        }
+        let m = self.trainer.step().await?;
+        if !m.loss.is_finite() {
+            let mut row = self.base_row();
+            row.train_loss = Some(m.loss);
+            row.diverged = true;
+            row.wall_s = self.t0.elapsed().as_secs_f64();
+            self.rows += 1;
+            self.diverged = true;
+            self.done = true;
+            self.pending.push_back(Event::Row(row));
+        }
+        Ok(Some(Event::Step {
+            step: self.trainer.step,
+            loss: m.loss,
+            lr: m.lr,
+        }))
+    }
+
+    /// The outcome (call once finished, or to stop early).
+    pub fn summary(self) -> RunSummary {
+        RunSummary {
+            rows: self.rows,
+            steps: self.trainer.step,
+            diverged: self.diverged,
+            model: self.trainer.model,
+        }
+    }
+}
+
+/// Trains and measures as `cfg` says, reporting every event through `on`.
+pub async fn run(
+    cfg: &RunConfig,
+    device: &Device,
+    mut on: impl FnMut(Event),
+) -> Result<RunSummary> {
+    let mut r = Run::new(cfg, device).await?;
+    while let Some(e) = r.next().await? {
+        on(e);
+    }
+    Ok(r.summary())
 }

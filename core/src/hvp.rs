@@ -20,11 +20,12 @@ use burn::tensor::{activation, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::loss::{LossConfig, LossKind};
-use crate::models::{forward, Architecture, Gate, Gates};
+use crate::models::{forward_bn, read_vec, Architecture, Bn, BnMode, Gate, Gates, Model};
 use crate::objective::{
-    flatten_to_host, leaf_gradients, leaves, loss_and_gradient, record_gates, unflatten_from_host,
-    Sample,
+    flatten_to_host, leaf_gradients, leaves, loss_and_gradient_tensors, record_gates,
+    unflatten_from_host, Sample,
 };
+use crate::Result;
 
 /// Finite-difference settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,12 +42,14 @@ impl Default for HvpConfig {
 }
 
 /// The step ε used at θ.
-pub fn step_size(params: &[Tensor<1>], cfg: &HvpConfig) -> f64 {
-    let norm2: f64 = params
+pub async fn step_size(params: &[Tensor<1>], cfg: &HvpConfig) -> Result<f64> {
+    let sq: Vec<Tensor<1>> = params.iter().map(|p| p.clone().square().sum()).collect();
+    let norm2: f64 = read_vec(&Tensor::cat(sq, 0))
+        .await?
         .iter()
-        .map(|p| crate::models::tensor_to_vec(&p.clone().square().sum())[0] as f64)
+        .map(|&x| x as f64)
         .sum();
-    cfg.eps_rel * norm2.sqrt().max(1.0)
+    Ok(cfg.eps_rel * norm2.sqrt().max(1.0))
 }
 
 fn axpy_params(params: &[Tensor<1>], alpha: f64, v: &[Tensor<1>]) -> Vec<Tensor<1>> {
@@ -58,9 +61,14 @@ fn axpy_params(params: &[Tensor<1>], alpha: f64, v: &[Tensor<1>]) -> Vec<Tensor<
 }
 
 /// v ↦ ∇²ℓ_S(θ)·v at a fixed θ.
+///
+/// With BatchNorm, ℓ_S is the train-mode loss (batch statistics over each
+/// chunk of the sample) or the eval-mode loss (running statistics), as
+/// [`BnMode`] says; the running statistics are read, never updated.
 pub struct HessianOperator<'a> {
     arch: &'a Architecture,
     params: &'a [Tensor<1>],
+    running: Option<&'a [Tensor<1>]>,
     sample: &'a Sample,
     loss: &'a LossConfig,
     gates: Vec<Vec<Gate>>,
@@ -71,25 +79,27 @@ pub struct HessianOperator<'a> {
 }
 
 impl<'a> HessianOperator<'a> {
-    /// Records the gates at θ = `params` once; every product reuses them.
-    pub fn new(
-        arch: &'a Architecture,
-        params: &'a [Tensor<1>],
+    /// Records the gates at θ (the model's parameters) once; every product reuses them.
+    pub async fn new(
+        model: &'a Model,
+        mode: BnMode,
         sample: &'a Sample,
         loss: &'a LossConfig,
         cfg: &HvpConfig,
-    ) -> Self {
-        let gates = record_gates(arch, params, sample);
-        let eps = step_size(params, cfg);
-        HessianOperator {
+    ) -> Result<Self> {
+        let (arch, params, running) = (&model.arch, &model.params[..], mode.running(model));
+        let gates = record_gates(arch, params, running, sample);
+        let eps = step_size(params, cfg).await?;
+        Ok(HessianOperator {
             arch,
             params,
+            running,
             sample,
             loss,
             gates,
             eps,
             products: 0,
-        }
+        })
     }
 
     /// Hv for v given as device tensors shaped like θ.
@@ -97,10 +107,22 @@ impl<'a> HessianOperator<'a> {
         self.products += 1;
         let plus = axpy_params(self.params, self.eps, v);
         let minus = axpy_params(self.params, -self.eps, v);
-        let (_, gp) =
-            loss_and_gradient(self.arch, &plus, self.sample, self.loss, Some(&self.gates));
-        let (_, gm) =
-            loss_and_gradient(self.arch, &minus, self.sample, self.loss, Some(&self.gates));
+        let (_, gp) = loss_and_gradient_tensors(
+            self.arch,
+            &plus,
+            self.sample,
+            self.loss,
+            Some(&self.gates),
+            &mut Bn::from_running(self.running),
+        );
+        let (_, gm) = loss_and_gradient_tensors(
+            self.arch,
+            &minus,
+            self.sample,
+            self.loss,
+            Some(&self.gates),
+            &mut Bn::from_running(self.running),
+        );
         let inv = 1.0 / (2.0 * self.eps);
         gp.into_iter()
             .zip(gm)
@@ -109,9 +131,9 @@ impl<'a> HessianOperator<'a> {
     }
 
     /// Hv for a flat host vector (PyTorch parameter order).
-    pub fn apply(&mut self, v: &[f64]) -> Vec<f64> {
+    pub async fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>> {
         let vt = unflatten_from_host(v, self.params);
-        flatten_to_host(&self.apply_tensors(&vt))
+        flatten_to_host(&self.apply_tensors(&vt)).await
     }
 }
 
@@ -119,6 +141,7 @@ impl<'a> HessianOperator<'a> {
 pub struct GaussNewtonOperator<'a> {
     arch: &'a Architecture,
     params: &'a [Tensor<1>],
+    running: Option<&'a [Tensor<1>]>,
     sample: &'a Sample,
     loss: &'a LossConfig,
     gates: Vec<Vec<Gate>>,
@@ -132,30 +155,41 @@ pub struct GaussNewtonOperator<'a> {
 
 impl<'a> GaussNewtonOperator<'a> {
     /// Records gates and output probabilities at θ.
-    pub fn new(
-        arch: &'a Architecture,
-        params: &'a [Tensor<1>],
+    pub async fn new(
+        model: &'a Model,
+        mode: BnMode,
         sample: &'a Sample,
         loss: &'a LossConfig,
         cfg: &HvpConfig,
-    ) -> Self {
-        let gates = record_gates(arch, params, sample);
+    ) -> Result<Self> {
+        let (arch, params, running) = (&model.arch, &model.params[..], mode.running(model));
+        let gates = record_gates(arch, params, running, sample);
         let probs = sample
             .chunks
             .iter()
-            .map(|ch| activation::softmax(forward(arch, params, ch.x.clone(), Gates::Free), 1))
+            .map(|ch| {
+                let z = forward_bn(
+                    arch,
+                    params,
+                    ch.x.clone(),
+                    Gates::Free,
+                    &mut Bn::from_running(running),
+                );
+                activation::softmax(z, 1)
+            })
             .collect();
-        let eps = step_size(params, cfg);
-        GaussNewtonOperator {
+        let eps = step_size(params, cfg).await?;
+        Ok(GaussNewtonOperator {
             arch,
             params,
+            running,
             sample,
             loss,
             gates,
             probs,
             eps,
             products: 0,
-        }
+        })
     }
 
     /// Gv for v given as device tensors shaped like θ.
@@ -169,17 +203,19 @@ impl<'a> GaussNewtonOperator<'a> {
         for (ci, ch) in self.sample.chunks.iter().enumerate() {
             let fixed = self.arch.has_gates();
             let g = &self.gates[ci];
-            let zp = forward(
+            let zp = forward_bn(
                 self.arch,
                 &plus,
                 ch.x.clone(),
                 if fixed { Gates::Fixed(g) } else { Gates::Free },
+                &mut Bn::from_running(self.running),
             );
-            let zm = forward(
+            let zm = forward_bn(
                 self.arch,
                 &minus,
                 ch.x.clone(),
                 if fixed { Gates::Fixed(g) } else { Gates::Free },
+                &mut Bn::from_running(self.running),
             );
             let u = (zp - zm).mul_scalar(1.0 / (2.0 * self.eps)); // J v, [B, C]
             let w = match self.loss.kind {
@@ -191,7 +227,13 @@ impl<'a> GaussNewtonOperator<'a> {
                 }
                 LossKind::Square => u,
             };
-            let z = forward(self.arch, &leaves, ch.x.clone(), Gates::Free);
+            let z = forward_bn(
+                self.arch,
+                &leaves,
+                ch.x.clone(),
+                Gates::Free,
+                &mut Bn::from_running(self.running),
+            );
             let s = (z * w).sum().mul_scalar(inv_n);
             let grads = s.backward();
             let gi = leaf_gradients(&leaves, &grads);
@@ -204,8 +246,8 @@ impl<'a> GaussNewtonOperator<'a> {
     }
 
     /// Gv for a flat host vector.
-    pub fn apply(&mut self, v: &[f64]) -> Vec<f64> {
+    pub async fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>> {
         let vt = unflatten_from_host(v, self.params);
-        flatten_to_host(&self.apply_tensors(&vt))
+        flatten_to_host(&self.apply_tensors(&vt)).await
     }
 }

@@ -4,15 +4,16 @@
 //! softmax Jacobian (diag(p) − ppᵀ)·J_i; ‖J‖₂ = sqrt(λ_max(J Jᵀ)), a C×C
 //! symmetric eigenproblem solved exactly in f64.
 //!
-//! Rows of J come from vector–Jacobian products in eval mode, where examples
-//! are independent: the batch is tiled C times, copy k selects logit k, and
+//! Rows of J come from vector–Jacobian products in eval mode (BatchNorm
+//! running statistics), where examples are independent: the batch is tiled C times, copy k selects logit k, and
 //! one backward pass gives all C rows of every example's Jacobian.
 
 use burn::tensor::{activation, Tensor, TensorData};
 
 use crate::linalg::largest_eigenvalue;
-use crate::models::{forward, tensor_to_vec, Architecture, Gates};
+use crate::models::{forward_bn, read_vec, Architecture, Bn, Gates, Model};
 use crate::objective::Sample;
+use crate::Result;
 
 /// Per-example spectral norms, in sample order.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,11 +28,8 @@ pub struct JacobianNorms {
 const TILE_BUDGET: usize = 1 << 24;
 
 /// ‖J_i‖₂ of the logit and softmax Jacobians for every example of `sample`.
-pub fn jacobian_spectral_norms(
-    arch: &Architecture,
-    params: &[Tensor<1>],
-    sample: &Sample,
-) -> JacobianNorms {
+pub async fn jacobian_spectral_norms(model: &Model, sample: &Sample) -> Result<JacobianNorms> {
+    let (arch, params, running) = (&model.arch, &model.params[..], &model.buffers[..]);
     let c = arch.classes();
     let d = arch.input_len();
     let max_b = (TILE_BUDGET / (c * d)).max(1);
@@ -44,7 +42,8 @@ pub fn jacobian_spectral_norms(
         for start in (0..b_all).step_by(max_b) {
             let b = max_b.min(b_all - start);
             let x = ch.x.clone().slice([start..start + b, 0..d]);
-            let (g, gs) = gram_matrices(arch, params, x, c, d);
+            let (g, gs) = gram_matrices(arch, params, running, x, c, d);
+            let (g, gs) = (read_f64(&g).await?, read_f64(&gs).await?);
             for i in 0..b {
                 out.logit.push(
                     largest_eigenvalue(&g[i * c * c..(i + 1) * c * c], c)
@@ -59,17 +58,22 @@ pub fn jacobian_spectral_norms(
             }
         }
     }
-    out
+    Ok(out)
 }
 
-/// Per-example Gram matrices J Jᵀ of the logit and softmax Jacobians, `[B, C, C]` each, on the host.
+async fn read_f64(t: &Tensor<3>) -> Result<Vec<f64>> {
+    Ok(read_vec(t).await?.into_iter().map(f64::from).collect())
+}
+
+/// Per-example Gram matrices J Jᵀ of the logit and softmax Jacobians, `[B, C, C]` each.
 fn gram_matrices(
     arch: &Architecture,
     params: &[Tensor<1>],
+    running: &[Tensor<1>],
     x: Tensor<2>,
     c: usize,
     d: usize,
-) -> (Vec<f64>, Vec<f64>) {
+) -> (Tensor<3>, Tensor<3>) {
     let b = x.dims()[0];
     let device = x.device();
     // Copy k of the batch (rows k·B .. (k+1)·B) selects logit k.
@@ -81,23 +85,24 @@ fn gram_matrices(
     }
     let sel = Tensor::<2>::from_data(TensorData::new(sel, [c * b, c]), &device);
     let tiled = x.clone().repeat(&[c, 1]).autodiff().require_grad();
-    let z = forward(arch, params, tiled.clone(), Gates::Free);
+    let z = forward_bn(
+        arch,
+        params,
+        tiled.clone(),
+        Gates::Free,
+        &mut Bn::Running(running),
+    );
     let grads = (z * sel).sum().backward();
     let rows = tiled.grad(&grads).expect("input gradient"); // [C·B, d]
     let j: Tensor<3> = rows.reshape([c, b, d]).swap_dims(0, 1); // [B, C, d]
     let g = j.clone().matmul(j.clone().swap_dims(1, 2)); // [B, C, C]
                                                          // softmax Jacobian A·J with A = diag(p) − ppᵀ
-    let p = activation::softmax(forward(arch, params, x, Gates::Free), 1); // [B, C]
+    let z0 = forward_bn(arch, params, x, Gates::Free, &mut Bn::Running(running));
+    let p = activation::softmax(z0, 1); // [B, C]
     let eye = Tensor::<2>::eye(c, &device).unsqueeze::<3>(); // [1, C, C]
     let pcol: Tensor<3> = p.clone().unsqueeze_dim(2); // [B, C, 1]
     let a = pcol.clone() * eye - pcol.clone().matmul(pcol.swap_dims(1, 2));
     let js = a.matmul(j); // [B, C, d]
     let gs = js.clone().matmul(js.swap_dims(1, 2));
-    let to64 = |t: &Tensor<3>| {
-        tensor_to_vec(t)
-            .into_iter()
-            .map(f64::from)
-            .collect::<Vec<_>>()
-    };
-    (to64(&g), to64(&gs))
+    (g, gs)
 }

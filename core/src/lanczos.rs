@@ -183,6 +183,21 @@ impl Lanczos {
             .collect()
     }
 
+    /// The top-`k` Ritz pairs with vectors, as a result (`converged` as the caller found it).
+    pub fn eigenpairs(&self, k: usize, converged: bool) -> Eigenpairs {
+        let pairs = self.ritz(k, true);
+        Eigenpairs {
+            values: pairs.iter().map(|p| p.value).collect(),
+            residuals: pairs.iter().map(|p| p.residual).collect(),
+            vectors: pairs
+                .into_iter()
+                .map(|p| p.vector.expect("asked for vectors"))
+                .collect(),
+            steps: self.steps(),
+            converged,
+        }
+    }
+
     /// True when the top-`k` Ritz pairs meet `cfg`'s tolerance.
     pub fn converged(&self, cfg: &LanczosConfig) -> bool {
         if self.exhausted {
@@ -225,17 +240,7 @@ pub fn top_eigenpairs<E>(
         l.feed(&aq);
         let done = l.converged(cfg);
         if done || l.steps() >= cfg.max_steps {
-            let pairs = l.ritz(cfg.k, true);
-            return Ok(Eigenpairs {
-                values: pairs.iter().map(|p| p.value).collect(),
-                residuals: pairs.iter().map(|p| p.residual).collect(),
-                vectors: pairs
-                    .into_iter()
-                    .map(|p| p.vector.expect("asked for vectors"))
-                    .collect(),
-                steps: l.steps(),
-                converged: done,
-            });
+            return Ok(l.eigenpairs(cfg.k, done));
         }
     }
 }

@@ -6,7 +6,7 @@
 //! | paper concept | module |
 //! |---|---|
 //! | data, input normalisation, δ-good synthetic data (Thm 4.2) | [`data`] |
-//! | models f(x; θ) (MLP, CNN), PyTorch-layout weights | [`models`], [`weights`] |
+//! | models f(x; θ) (MLP, CNN, VGG11 ± BatchNorm, ResNet18), PyTorch-layout weights | [`models`], [`weights`] |
 //! | losses c(z, t), label smoothing, KL form (Fig. 1) | [`loss`] |
 //! | the data loss ℓ_S(θ) over a sample, its gradient | [`objective`] |
 //! | Hessian- and Gauss–Newton-vector products (eq. 3) | [`hvp`] |
@@ -14,11 +14,12 @@
 //! | sharpness λ_max(∇²ℓ_S), Gauss–Newton top eigenvalue | [`sharpness`] |
 //! | exact per-sample Jacobian spectral norms ‖J_i‖₂ | [`jacobian`] |
 //! | Theorem 5.1 data bound, covering radius δ(N, ε) (eqs. 6, 7) | [`bound`] |
-//! | training (GD, SGD, momentum, weight decay) | [`train`] |
+//! | training (GD, SGD, momentum, weight decay, SAM, BatchNorm statistics) | [`train`] |
 //! | learning-rate schedules (constant, step, cosine, warm-up) | [`schedule`] |
 //! | random crop + flip, mixup (Beta draws) on host batches | [`augment`] |
 //! | one measurement of everything on a model | [`measure`] |
 //! | a whole run: config, training loop, measurements every M steps | [`experiment`] |
+//! | checkpoints of a run (exact resume) | [`checkpoint`] |
 //! | results rows (`metrics.jsonl`) | [`record`] |
 //!
 //! Every number is computed here; the CLI and the browser app are thin shells.
@@ -26,6 +27,7 @@
 pub mod augment;
 pub mod backend;
 pub mod bound;
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod experiment;
@@ -45,3 +47,20 @@ pub mod train;
 pub mod weights;
 
 pub use error::{Error, Result};
+
+/// Measurement and training functions are `async`: on the web every GPU read
+/// must yield to the browser's event loop. Native callers run them to
+/// completion on the calling thread with [`block_on`] (or `.block()`).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    futures_lite::future::block_on(f)
+}
+
+/// `.block()` on any future: [`block_on`] as a method, for native call sites.
+pub trait Block: std::future::Future + Sized {
+    /// Runs the future to completion on this thread (never on wasm with WebGPU).
+    fn block(self) -> Self::Output {
+        block_on(self)
+    }
+}
+
+impl<F: std::future::Future> Block for F {}

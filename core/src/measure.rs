@@ -74,7 +74,7 @@ pub struct Measurer {
 impl Measurer {
     /// Uploads the measurement subset (the first `cfg.samples` examples of
     /// `train`) and `test`, and computes the minimum inter-class distance once.
-    pub fn new(
+    pub async fn new(
         train: &Dataset,
         test: Option<&Dataset>,
         loss: &LossConfig,
@@ -84,7 +84,7 @@ impl Measurer {
         loss.validate()?;
         let subset = train.first(cfg.samples.max(1));
         let interclass = if cfg.bound {
-            Some(min_interclass_distance(&subset, device)?)
+            Some(min_interclass_distance(&subset, device).await?)
         } else {
             None
         };
@@ -101,20 +101,30 @@ impl Measurer {
         })
     }
 
+    /// The warm-start vectors (Hessian, Gauss–Newton) kept between measurements.
+    pub fn warm_vectors(&self) -> (Option<&[f64]>, Option<&[f64]>) {
+        (self.warm_hessian.as_deref(), self.warm_gn.as_deref())
+    }
+
+    /// Restores warm-start vectors saved by a checkpoint.
+    pub fn set_warm_vectors(&mut self, hessian: Option<Vec<f64>>, gn: Option<Vec<f64>>) {
+        self.warm_hessian = hessian;
+        self.warm_gn = gn;
+    }
+
     /// Fills `row` with every enabled measurement of `model`.
     ///
     /// If the training loss is not finite, only the loss fields are filled
     /// and `row.diverged` is set.
-    pub fn measure(&mut self, model: &Model, row: &mut MetricsRow) {
-        let (arch, params) = (&model.arch, &model.params[..]);
+    pub async fn measure(&mut self, model: &Model, row: &mut MetricsRow) -> Result<()> {
         row.n = self.train.n;
-        row.bn_mode = "none".into();
-        let tr = evaluate(arch, params, &self.train, &self.loss);
+        row.bn_mode = self.cfg.solver.bn_mode.label(&model.arch).into();
+        let tr = evaluate(model, &self.train, &self.loss).await?;
         row.train_loss = Some(tr.loss);
         row.train_loss_kl = Some(tr.loss_kl);
         row.train_acc = Some(tr.accuracy);
         if let Some(test) = &self.test {
-            let te = evaluate(arch, params, test, &self.loss);
+            let te = evaluate(model, test, &self.loss).await?;
             row.test_loss = Some(te.loss);
             row.test_loss_kl = Some(te.loss_kl);
             row.test_acc = Some(te.accuracy);
@@ -123,7 +133,7 @@ impl Measurer {
         }
         if !tr.loss.is_finite() || !tr.max_example_loss_kl.is_finite() {
             row.diverged = true;
-            return;
+            return Ok(());
         }
         if self.cfg.sharpness {
             let warm = self
@@ -131,14 +141,8 @@ impl Measurer {
                 .warm_start
                 .then_some(self.warm_hessian.as_deref())
                 .flatten();
-            let s = top_hessian_eigenvalues(
-                arch,
-                params,
-                &self.train,
-                &self.loss,
-                &self.cfg.solver,
-                warm,
-            );
+            let s = top_hessian_eigenvalues(model, &self.train, &self.loss, &self.cfg.solver, warm)
+                .await?;
             self.warm_hessian = s.vectors.first().cloned();
             fill_sharpness(row, &s);
         }
@@ -151,14 +155,14 @@ impl Measurer {
             let mut solver = self.cfg.solver.clone();
             solver.lanczos.k = 1;
             let s =
-                top_gauss_newton_eigenvalues(arch, params, &self.train, &self.loss, &solver, warm);
+                top_gauss_newton_eigenvalues(model, &self.train, &self.loss, &solver, warm).await?;
             self.warm_gn = s.vectors.first().cloned();
             row.gn_sharpness = Some(s.top());
             row.gn_residual = Some(s.residuals[0]);
             row.gn_gvps = Some(s.products);
         }
         if self.cfg.jacobian {
-            let j = jacobian_spectral_norms(arch, params, &self.train);
+            let j = jacobian_spectral_norms(model, &self.train).await?;
             row.set_jac_softmax(&NormStats::from_norms(&j.softmax));
             row.set_jac_logit(&NormStats::from_norms(&j.logit));
         }
@@ -167,6 +171,7 @@ impl Measurer {
             row.bound_ell = Some(l);
             row.bound_b = Some(data_bound(self.loss.target_gap(), l, ic.distance));
         }
+        Ok(())
     }
 }
 

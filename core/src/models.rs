@@ -78,6 +78,44 @@ pub enum Architecture {
         classes: usize,
         activation: Activation,
     },
+    /// VGG11 (configuration "A": 64, M, 128, M, 256, 256, M, 512, 512, M,
+    /// 512, 512, M) for CIFAR-size images: torchvision's `features`
+    /// (conv 3×3 with bias [+ BatchNorm] + ReLU; max-pool 2×2) and, as in
+    /// the CIFAR variants, one linear `classifier` on the flattened map.
+    /// Widths scale as `base`/64 (64 = the paper's network).
+    Vgg11 {
+        in_channels: usize,
+        height: usize,
+        width: usize,
+        classes: usize,
+        base: usize,
+        batch_norm: bool,
+    },
+    /// ResNet18, CIFAR variant: 3×3 stride-1 stem, no max-pool, BasicBlocks
+    /// [2, 2, 2, 2] with widths base·(1, 2, 4, 8), global average pool, `fc`.
+    /// torchvision's names (`conv1`, `bn1`, `layer{l}.{k}.conv1|bn1|conv2|bn2`,
+    /// `layer{l}.0.downsample.0|1`, `fc`).
+    Resnet18 {
+        in_channels: usize,
+        height: usize,
+        width: usize,
+        classes: usize,
+        base: usize,
+    },
+}
+
+/// How a parameter tensor is initialised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(−1/√fan_in, 1/√fan_in): PyTorch's default for Linear and Conv2d
+    /// (kaiming_uniform with a = √5 for weights, and the bias rule).
+    Uniform { fan_in: usize },
+    /// N(0, 2/fan_out): torchvision's `kaiming_normal_(mode="fan_out", nonlinearity="relu")` for convolutions.
+    KaimingNormalFanOut { fan_out: usize },
+    /// N(0, σ²) (torchvision VGG's classifier: σ = 0.01).
+    Normal { std: f64 },
+    /// A constant (BatchNorm weight 1, bias 0; VGG conv and classifier bias 0).
+    Const(f32),
 }
 
 /// Name and PyTorch shape of one parameter tensor.
@@ -85,8 +123,45 @@ pub enum Architecture {
 pub struct ParamSpec {
     pub name: String,
     pub shape: Vec<usize>,
-    /// fan-in used by PyTorch's default initialisation.
-    pub fan_in: usize,
+    /// Initialisation rule.
+    pub init: Init,
+}
+
+/// The VGG11 layer configuration: `Some(channels)` = conv block, `None` = max-pool.
+pub const VGG11_LAYERS: [Option<usize>; 13] = [
+    Some(64),
+    None,
+    Some(128),
+    None,
+    Some(256),
+    Some(256),
+    None,
+    Some(512),
+    Some(512),
+    None,
+    Some(512),
+    Some(512),
+    None,
+];
+
+/// `c`·base/64, at least 1.
+fn scaled(c: usize, base: usize) -> usize {
+    (c * base / 64).max(1)
+}
+
+/// One BasicBlock of ResNet18: (layer, block, in, out, stride).
+fn resnet18_blocks(base: usize) -> Vec<(usize, usize, usize, usize, usize)> {
+    let mut out = Vec::new();
+    let mut inp = base;
+    for l in 1..=4 {
+        let planes = base << (l - 1);
+        for k in 0..2 {
+            let stride = if l > 1 && k == 0 { 2 } else { 1 };
+            out.push((l, k, inp, planes, stride));
+            inp = planes;
+        }
+    }
+    out
 }
 
 impl ParamSpec {
@@ -104,7 +179,84 @@ impl Architecture {
     /// Number of classes C (output width).
     pub fn classes(&self) -> usize {
         match self {
-            Architecture::Mlp { classes, .. } | Architecture::Cnn { classes, .. } => *classes,
+            Architecture::Mlp { classes, .. }
+            | Architecture::Cnn { classes, .. }
+            | Architecture::Vgg11 { classes, .. }
+            | Architecture::Resnet18 { classes, .. } => *classes,
+        }
+    }
+
+    /// Image shape `[c, h, w]` (None for the MLP).
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        match self {
+            Architecture::Mlp { .. } => None,
+            Architecture::Cnn {
+                in_channels,
+                height,
+                width,
+                ..
+            }
+            | Architecture::Vgg11 {
+                in_channels,
+                height,
+                width,
+                ..
+            }
+            | Architecture::Resnet18 {
+                in_channels,
+                height,
+                width,
+                ..
+            } => Some([*in_channels, *height, *width]),
+        }
+    }
+
+    /// True when the model has BatchNorm layers (train and eval mode differ).
+    pub fn has_batch_norm(&self) -> bool {
+        matches!(
+            self,
+            Architecture::Vgg11 {
+                batch_norm: true,
+                ..
+            } | Architecture::Resnet18 { .. }
+        )
+    }
+
+    /// The BatchNorm layers in forward order: (name prefix, channels). Their
+    /// running statistics are the model's buffers
+    /// (`{prefix}.running_mean`, `{prefix}.running_var`).
+    pub fn batch_norm_layers(&self) -> Vec<(String, usize)> {
+        match self {
+            Architecture::Vgg11 {
+                base,
+                batch_norm: true,
+                ..
+            } => {
+                let mut out = Vec::new();
+                let mut idx = 0;
+                for layer in VGG11_LAYERS {
+                    match layer {
+                        Some(c) => {
+                            out.push((format!("features.{}", idx + 1), scaled(c, *base)));
+                            idx += 3;
+                        }
+                        None => idx += 1,
+                    }
+                }
+                out
+            }
+            Architecture::Resnet18 { base, .. } => {
+                let mut out = vec![("bn1".to_string(), *base)];
+                for (l, k, inp, planes, stride) in resnet18_blocks(*base) {
+                    out.push((format!("layer{l}.{k}.bn1"), planes));
+                    out.push((format!("layer{l}.{k}.bn2"), planes));
+                    if stride != 1 || inp != planes {
+                        out.push((format!("layer{l}.{k}.downsample.1"), planes));
+                    }
+                }
+                out
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -112,12 +264,7 @@ impl Architecture {
     pub fn input_len(&self) -> usize {
         match self {
             Architecture::Mlp { input_dim, .. } => *input_dim,
-            Architecture::Cnn {
-                in_channels,
-                height,
-                width,
-                ..
-            } => in_channels * height * width,
+            _ => self.image_shape().expect("image model").iter().product(),
         }
     }
 
@@ -127,13 +274,14 @@ impl Architecture {
             Architecture::Mlp { activation, .. } | Architecture::Cnn { activation, .. } => {
                 *activation
             }
+            Architecture::Vgg11 { .. } | Architecture::Resnet18 { .. } => Activation::Relu,
         }
     }
 
     /// True when the forward pass has gates (ReLU or max-pool) to fix for
     /// finite-difference curvature.
     pub fn has_gates(&self) -> bool {
-        matches!(self, Architecture::Cnn { .. }) || self.activation() == Activation::Relu
+        !matches!(self, Architecture::Mlp { .. }) || self.activation() == Activation::Relu
     }
 
     /// Checks that the architecture can work.
@@ -174,6 +322,43 @@ impl Architecture {
                     )));
                 }
             }
+            Architecture::Vgg11 {
+                in_channels,
+                height,
+                width,
+                classes,
+                base,
+                ..
+            } => {
+                if *in_channels == 0 || *classes < 2 || *base == 0 {
+                    return Err(Error::Config(
+                        "VGG11 needs ≥ 1 input channel, base width ≥ 1 and ≥ 2 classes".into(),
+                    ));
+                }
+                if height % 32 != 0 || width % 32 != 0 {
+                    return Err(Error::Shape(format!(
+                        "VGG11 has 5 max-pool layers and needs height and width divisible by 32 (got {height}×{width})"
+                    )));
+                }
+            }
+            Architecture::Resnet18 {
+                in_channels,
+                height,
+                width,
+                classes,
+                base,
+            } => {
+                if *in_channels == 0 || *classes < 2 || *base == 0 {
+                    return Err(Error::Config(
+                        "ResNet18 needs ≥ 1 input channel, base width ≥ 1 and ≥ 2 classes".into(),
+                    ));
+                }
+                if *height < 8 || *width < 8 {
+                    return Err(Error::Shape(format!(
+                        "ResNet18 downsamples 8× and needs images of at least 8×8 (got {height}×{width})"
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -185,12 +370,33 @@ impl Architecture {
             specs.push(ParamSpec {
                 name: format!("{name}.weight"),
                 shape: vec![out, fan_in],
-                fan_in,
+                init: Init::Uniform { fan_in },
             });
             specs.push(ParamSpec {
                 name: format!("{name}.bias"),
                 shape: vec![out],
-                fan_in,
+                init: Init::Uniform { fan_in },
+            });
+        };
+        let conv = |name: String, ci: usize, co: usize, k: usize, specs: &mut Vec<ParamSpec>| {
+            specs.push(ParamSpec {
+                name: format!("{name}.weight"),
+                shape: vec![co, ci, k, k],
+                init: Init::KaimingNormalFanOut {
+                    fan_out: co * k * k,
+                },
+            });
+        };
+        let bn = |name: String, c: usize, specs: &mut Vec<ParamSpec>| {
+            specs.push(ParamSpec {
+                name: format!("{name}.weight"),
+                shape: vec![c],
+                init: Init::Const(1.0),
+            });
+            specs.push(ParamSpec {
+                name: format!("{name}.bias"),
+                shape: vec![c],
+                init: Init::Const(0.0),
             });
         };
         match self {
@@ -220,18 +426,85 @@ impl Architecture {
                     specs.push(ParamSpec {
                         name: format!("features.{}.weight", 3 * i),
                         shape: vec![co, c, 3, 3],
-                        fan_in,
+                        init: Init::Uniform { fan_in },
                     });
                     specs.push(ParamSpec {
                         name: format!("features.{}.bias", 3 * i),
                         shape: vec![co],
-                        fan_in,
+                        init: Init::Uniform { fan_in },
                     });
                     c = co;
                 }
                 let div = 1usize << channels.len();
                 let flat = c * (height / div) * (width / div);
                 linear("classifier".into(), flat, *classes, &mut specs);
+            }
+            Architecture::Vgg11 {
+                in_channels,
+                height,
+                width,
+                classes,
+                base,
+                batch_norm,
+            } => {
+                // torchvision VGG._initialize_weights: conv kaiming_normal(fan_out), bias 0;
+                // BatchNorm 1, 0; Linear N(0, 0.01), bias 0.
+                let mut c = *in_channels;
+                let mut idx = 0;
+                for layer in VGG11_LAYERS {
+                    let Some(co) = layer else {
+                        idx += 1;
+                        continue;
+                    };
+                    let co = scaled(co, *base);
+                    conv(format!("features.{idx}"), c, co, 3, &mut specs);
+                    specs.push(ParamSpec {
+                        name: format!("features.{idx}.bias"),
+                        shape: vec![co],
+                        init: Init::Const(0.0),
+                    });
+                    if *batch_norm {
+                        bn(format!("features.{}", idx + 1), co, &mut specs);
+                        idx += 3;
+                    } else {
+                        idx += 2;
+                    }
+                    c = co;
+                }
+                let flat = c * (height / 32) * (width / 32);
+                specs.push(ParamSpec {
+                    name: "classifier.weight".into(),
+                    shape: vec![*classes, flat],
+                    init: Init::Normal { std: 0.01 },
+                });
+                specs.push(ParamSpec {
+                    name: "classifier.bias".into(),
+                    shape: vec![*classes],
+                    init: Init::Const(0.0),
+                });
+            }
+            Architecture::Resnet18 {
+                in_channels,
+                classes,
+                base,
+                ..
+            } => {
+                // torchvision ResNet: conv kaiming_normal(fan_out), BatchNorm 1, 0,
+                // fc PyTorch's default.
+                conv("conv1".into(), *in_channels, *base, 3, &mut specs);
+                bn("bn1".into(), *base, &mut specs);
+                for (l, k, inp, planes, stride) in resnet18_blocks(*base) {
+                    let p = format!("layer{l}.{k}");
+                    conv(format!("{p}.conv1"), inp, planes, 3, &mut specs);
+                    bn(format!("{p}.bn1"), planes, &mut specs);
+                    conv(format!("{p}.conv2"), planes, planes, 3, &mut specs);
+                    bn(format!("{p}.bn2"), planes, &mut specs);
+                    if stride != 1 || inp != planes {
+                        conv(format!("{p}.downsample.0"), inp, planes, 1, &mut specs);
+                        bn(format!("{p}.downsample.1"), planes, &mut specs);
+                    }
+                }
+                linear("fc".into(), base * 8, *classes, &mut specs);
             }
         }
         specs
@@ -262,17 +535,29 @@ pub enum Gates<'a> {
     Fixed(&'a [Gate]),
 }
 
-/// A model: its architecture and its parameters θ (flat tensors, PyTorch order).
+/// A model: its architecture, its parameters θ (flat tensors, PyTorch
+/// order) and, with BatchNorm, its running statistics (buffers).
 #[derive(Clone, Debug)]
 pub struct Model {
     pub arch: Architecture,
     pub params: Vec<Tensor<1>>,
+    /// BatchNorm running statistics `[mean₀, var₀, mean₁, var₁, …]` in
+    /// [`Architecture::batch_norm_layers`] order; empty without BatchNorm.
+    /// They are not part of θ: curvature never perturbs them.
+    pub buffers: Vec<Tensor<1>>,
+    /// Running-statistic updates so far (PyTorch's `num_batches_tracked`).
+    pub bn_updates: u64,
 }
 
+/// BatchNorm momentum (PyTorch's default): running ← (1 − m)·running + m·batch.
+pub const BN_MOMENTUM: f64 = 0.1;
+/// BatchNorm ε (PyTorch's default).
+pub const BN_EPS: f64 = 1e-5;
+
 impl Model {
-    /// PyTorch's default initialisation (kaiming_uniform(a=√5) for weights,
-    /// U(−1/√fan_in, 1/√fan_in) for biases — both U(−1/√fan_in, 1/√fan_in)),
-    /// drawn on the host from `seed`, so identical on every backend.
+    /// Initialisation as PyTorch / torchvision do it ([`Init`] per parameter),
+    /// drawn on the host from `seed`, so identical on every backend. Running
+    /// statistics start at mean 0, variance 1.
     pub fn init(arch: &Architecture, seed: u64, device: &Device) -> Result<Model> {
         arch.validate()?;
         let mut rng = Rng::derived(seed, "init");
@@ -280,17 +565,46 @@ impl Model {
             .param_specs()
             .iter()
             .map(|s| {
-                let bound = 1.0 / (s.fan_in as f64).sqrt();
-                (0..s.len())
-                    .map(|_| rng.uniform_in(-bound, bound) as f32)
-                    .collect()
+                let n = s.len();
+                match s.init {
+                    Init::Uniform { fan_in } => {
+                        let bound = 1.0 / (fan_in as f64).sqrt();
+                        (0..n)
+                            .map(|_| rng.uniform_in(-bound, bound) as f32)
+                            .collect()
+                    }
+                    Init::KaimingNormalFanOut { fan_out } => {
+                        let std = (2.0 / fan_out as f64).sqrt();
+                        (0..n).map(|_| (std * rng.normal()) as f32).collect()
+                    }
+                    Init::Normal { std } => (0..n).map(|_| (std * rng.normal()) as f32).collect(),
+                    Init::Const(v) => vec![v; n],
+                }
             })
             .collect();
         Model::from_host(arch, &host, device)
     }
 
-    /// Builds a model from host values (one Vec per parameter, PyTorch order).
+    /// Builds a model from host values (one Vec per parameter, PyTorch order),
+    /// with fresh running statistics (mean 0, variance 1).
     pub fn from_host(arch: &Architecture, host: &[Vec<f32>], device: &Device) -> Result<Model> {
+        let buffers: Vec<Vec<f32>> = arch
+            .batch_norm_layers()
+            .iter()
+            .flat_map(|(_, c)| [vec![0.0; *c], vec![1.0; *c]])
+            .collect();
+        Model::from_host_with_buffers(arch, host, &buffers, 0, device)
+    }
+
+    /// [`Model::from_host`] with given running statistics
+    /// (`[mean₀, var₀, mean₁, …]`) and update count.
+    pub fn from_host_with_buffers(
+        arch: &Architecture,
+        host: &[Vec<f32>],
+        buffers: &[Vec<f32>],
+        bn_updates: u64,
+        device: &Device,
+    ) -> Result<Model> {
         arch.validate()?;
         let specs = arch.param_specs();
         if specs.len() != host.len() {
@@ -300,6 +614,8 @@ impl Model {
                 specs.len()
             )));
         }
+        let upload =
+            |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
         let params = specs
             .iter()
             .zip(host)
@@ -313,21 +629,47 @@ impl Model {
                         s.shape
                     )));
                 }
-                Ok(Tensor::<1>::from_data(
-                    TensorData::new(v.clone(), [v.len()]),
-                    device,
-                ))
+                Ok(upload(v))
             })
             .collect::<Result<Vec<_>>>()?;
+        let layers = arch.batch_norm_layers();
+        if buffers.len() != 2 * layers.len() {
+            return Err(Error::Shape(format!(
+                "{} running-statistic tensors given, architecture has {}",
+                buffers.len(),
+                2 * layers.len()
+            )));
+        }
+        for (i, b) in buffers.iter().enumerate() {
+            let (name, c) = &layers[i / 2];
+            if b.len() != *c {
+                return Err(Error::Shape(format!(
+                    "{name}.{}: {} values, expected {c}",
+                    if i % 2 == 0 {
+                        "running_mean"
+                    } else {
+                        "running_var"
+                    },
+                    b.len()
+                )));
+            }
+        }
         Ok(Model {
             arch: arch.clone(),
             params,
+            buffers: buffers.iter().map(upload).collect(),
+            bn_updates,
         })
     }
 
     /// Parameters copied to the host.
     pub fn to_host(&self) -> Vec<Vec<f32>> {
         self.params.iter().map(tensor_to_vec).collect()
+    }
+
+    /// Running statistics copied to the host.
+    pub fn buffers_to_host(&self) -> Vec<Vec<f32>> {
+        self.buffers.iter().map(tensor_to_vec).collect()
     }
 
     /// θ as one flat host vector (PyTorch order).
@@ -340,19 +682,89 @@ impl Model {
         self.params[0].device()
     }
 
-    /// Logits for a batch `[B, d]` (eval mode; there is no train/eval
-    /// difference in these BatchNorm-free models).
+    /// Logits for a batch `[B, d]` in eval mode (running statistics).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        forward(&self.arch, &self.params, x, Gates::Free)
+        forward_bn(
+            &self.arch,
+            &self.params,
+            x,
+            Gates::Free,
+            &mut Bn::Running(&self.buffers),
+        )
     }
 }
 
-/// Reads a tensor's values to the host as f32.
-pub fn tensor_to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.to_data()
+/// Which BatchNorm statistics a measurement uses (SPEC "BatchNorm").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BnMode {
+    /// Batch statistics over each chunk of the sample (train-mode loss); running statistics untouched.
+    #[default]
+    Train,
+    /// Running statistics (eval-mode loss).
+    Eval,
+}
+
+impl BnMode {
+    /// The label written into results: "train", "eval", or "none" for a model without BatchNorm.
+    pub fn label(self, arch: &Architecture) -> &'static str {
+        match (arch.has_batch_norm(), self) {
+            (false, _) => "none",
+            (true, BnMode::Train) => "train",
+            (true, BnMode::Eval) => "eval",
+        }
+    }
+
+    /// The running statistics a pass in this mode uses (`None` = batch statistics).
+    pub fn running(self, model: &Model) -> Option<&[Tensor<1>]> {
+        match self {
+            BnMode::Train => None,
+            BnMode::Eval => Some(&model.buffers),
+        }
+    }
+}
+
+impl<'a> Bn<'a> {
+    /// `Running(buffers)` when given, else `Batch`.
+    pub fn from_running(running: Option<&'a [Tensor<1>]>) -> Bn<'a> {
+        match running {
+            Some(b) => Bn::Running(b),
+            None => Bn::Batch,
+        }
+    }
+}
+
+/// How BatchNorm layers normalise in a forward pass.
+pub enum Bn<'a> {
+    /// Train mode: statistics of the pass's own batch; running statistics untouched.
+    Batch,
+    /// Eval mode: the given running statistics (`[mean₀, var₀, …]`).
+    Running(&'a [Tensor<1>]),
+    /// Train mode that also updates the running statistics in place with
+    /// momentum `momentum` (unbiased batch variance, as PyTorch).
+    Update {
+        buffers: &'a mut Vec<Tensor<1>>,
+        momentum: f64,
+    },
+}
+
+/// Reads a tensor's values to the host as f32, yielding while the device
+/// finishes (the only way to read on wasm with WebGPU).
+pub async fn read_vec<const D: usize>(t: &Tensor<D>) -> Result<Vec<f32>> {
+    t.to_data_async()
+        .await
+        .map_err(|e| Error::Backend(format!("reading a tensor from the device failed: {e:?}")))?
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .expect("f32 tensor data")
+        .map_err(|e| Error::Backend(format!("tensor data is not f32: {e:?}")))
+}
+
+/// [`read_vec`] run to completion on this thread (native code and tests).
+///
+/// # Panics
+/// If the device read fails.
+pub fn tensor_to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    crate::block_on(read_vec(t)).expect("tensor read")
 }
 
 fn act<const D: usize>(h: Tensor<D>, a: Activation, gates: &mut Gates, k: &mut usize) -> Tensor<D> {
@@ -403,19 +815,76 @@ fn pool(h: Tensor<4>, gates: &mut Gates, k: &mut usize) -> Tensor<4> {
     out
 }
 
-/// f(x; θ) with `params` in [`Architecture::param_specs`] order.
+/// BatchNorm over `[B, C, H, W]` with affine `gamma`, `beta`; `li` is the
+/// layer's index in [`Architecture::batch_norm_layers`].
+fn batch_norm(
+    h: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    bn: &mut Bn,
+    li: usize,
+) -> Tensor<4> {
+    let [b, c, hh, ww] = h.dims();
+    let (mean, var): (Tensor<1>, Tensor<1>) = match bn {
+        Bn::Running(buf) => (buf[2 * li].clone(), buf[2 * li + 1].clone()),
+        Bn::Batch | Bn::Update { .. } => {
+            let n = b * hh * ww;
+            let flat: Tensor<2> = h.clone().swap_dims(0, 1).reshape([c, n]);
+            let mean: Tensor<1> = flat.clone().mean_dim(1).reshape([c]);
+            let var: Tensor<1> = (flat - mean.clone().unsqueeze_dim(1))
+                .square()
+                .mean_dim(1)
+                .reshape([c]);
+            if let Bn::Update { buffers, momentum } = bn {
+                let m = *momentum;
+                let unbiased = var
+                    .clone()
+                    .inner()
+                    .mul_scalar(n as f64 / (n as f64 - 1.0).max(1.0));
+                buffers[2 * li] = buffers[2 * li].clone().mul_scalar(1.0 - m)
+                    + mean.clone().inner().mul_scalar(m);
+                buffers[2 * li + 1] =
+                    buffers[2 * li + 1].clone().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
+            }
+            (mean, var)
+        }
+    };
+    let scale = gamma / var.add_scalar(BN_EPS).sqrt();
+    let shift = beta - mean * scale.clone();
+    h * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+}
+
+/// f(x; θ) in train mode (batch statistics for BatchNorm models); see [`forward_bn`].
+pub fn forward(arch: &Architecture, params: &[Tensor<1>], x: Tensor<2>, gates: Gates) -> Tensor<2> {
+    forward_bn(arch, params, x, gates, &mut Bn::Batch)
+}
+
+/// f(x; θ) with `params` in [`Architecture::param_specs`] order, BatchNorm as `bn` says.
 ///
 /// `x`: `[B, d]`; returns logits `[B, C]`.
-pub fn forward(
+pub fn forward_bn(
     arch: &Architecture,
     params: &[Tensor<1>],
     x: Tensor<2>,
     mut gates: Gates,
+    bn: &mut Bn,
 ) -> Tensor<2> {
     let specs = arch.param_specs();
     let p2 = |i: usize| -> Tensor<2> {
         let s = &specs[i].shape;
         params[i].clone().reshape([s[0], s[1]])
+    };
+    let p4 = |i: usize| -> Tensor<4> {
+        let s = &specs[i].shape;
+        params[i].clone().reshape([s[0], s[1], s[2], s[3]])
+    };
+    let conv = |h: Tensor<4>, i: usize, bias: Option<Tensor<1>>, stride: usize, pad: usize| {
+        conv2d(
+            h,
+            p4(i),
+            bias,
+            ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1),
+        )
     };
     let mut k = 0usize;
     let a = arch.activation();
@@ -440,20 +909,83 @@ pub fn forward(
             let b = x.dims()[0];
             let mut h: Tensor<4> = x.reshape([b, *in_channels, *height, *width]);
             for l in 0..channels.len() {
-                let s = &specs[2 * l].shape;
-                let w: Tensor<4> = params[2 * l].clone().reshape([s[0], s[1], s[2], s[3]]);
-                h = conv2d(
-                    h,
-                    w,
-                    Some(params[2 * l + 1].clone()),
-                    ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
-                );
+                h = conv(h, 2 * l, Some(params[2 * l + 1].clone()), 1, 1);
                 h = act(h, a, &mut gates, &mut k);
                 h = pool(h, &mut gates, &mut k);
             }
             let l = channels.len();
             let flat: Tensor<2> = h.reshape([b as i64, -1]);
             flat.matmul(p2(2 * l).transpose()) + params[2 * l + 1].clone().unsqueeze::<2>()
+        }
+        Architecture::Vgg11 {
+            in_channels,
+            height,
+            width,
+            batch_norm: with_bn,
+            ..
+        } => {
+            let b = x.dims()[0];
+            let mut h: Tensor<4> = x.reshape([b, *in_channels, *height, *width]);
+            let (mut pi, mut li) = (0, 0);
+            for layer in VGG11_LAYERS {
+                if layer.is_none() {
+                    h = pool(h, &mut gates, &mut k);
+                    continue;
+                }
+                h = conv(h, pi, Some(params[pi + 1].clone()), 1, 1);
+                pi += 2;
+                if *with_bn {
+                    h = batch_norm(h, params[pi].clone(), params[pi + 1].clone(), bn, li);
+                    pi += 2;
+                    li += 1;
+                }
+                h = act(h, Activation::Relu, &mut gates, &mut k);
+            }
+            let flat: Tensor<2> = h.reshape([b as i64, -1]);
+            flat.matmul(p2(pi).transpose()) + params[pi + 1].clone().unsqueeze::<2>()
+        }
+        Architecture::Resnet18 {
+            in_channels,
+            height,
+            width,
+            base,
+            ..
+        } => {
+            let b = x.dims()[0];
+            let h: Tensor<4> = x.reshape([b, *in_channels, *height, *width]);
+            let h = conv(h, 0, None, 1, 1);
+            let h = batch_norm(h, params[1].clone(), params[2].clone(), bn, 0);
+            let mut h = act(h, Activation::Relu, &mut gates, &mut k);
+            let (mut pi, mut li) = (3, 1);
+            for (_, _, inp, planes, stride) in resnet18_blocks(*base) {
+                let identity = h.clone();
+                let o = conv(h, pi, None, stride, 1);
+                let o = batch_norm(o, params[pi + 1].clone(), params[pi + 2].clone(), bn, li);
+                let o = act(o, Activation::Relu, &mut gates, &mut k);
+                let o = conv(o, pi + 3, None, 1, 1);
+                let o = batch_norm(
+                    o,
+                    params[pi + 4].clone(),
+                    params[pi + 5].clone(),
+                    bn,
+                    li + 1,
+                );
+                pi += 6;
+                li += 2;
+                let shortcut = if stride != 1 || inp != planes {
+                    let s = conv(identity, pi, None, stride, 0);
+                    let s = batch_norm(s, params[pi + 1].clone(), params[pi + 2].clone(), bn, li);
+                    pi += 3;
+                    li += 1;
+                    s
+                } else {
+                    identity
+                };
+                h = act(o + shortcut, Activation::Relu, &mut gates, &mut k);
+            }
+            let [_, c, _, _] = h.dims();
+            let pooled: Tensor<2> = h.mean_dim(3).mean_dim(2).reshape([b, c]);
+            pooled.matmul(p2(pi).transpose()) + params[pi + 1].clone().unsqueeze::<2>()
         }
     }
 }
@@ -506,6 +1038,109 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn deep_models_match_torchvision_counts_and_names() {
+        let resnet = Architecture::Resnet18 {
+            in_channels: 3,
+            height: 32,
+            width: 32,
+            classes: 10,
+            base: 64,
+        };
+        // torchvision resnet18(num_classes=10) with the CIFAR stem (conv1 3×3, no max-pool)
+        assert_eq!(resnet.num_params(), 11_173_962);
+        let names: Vec<_> = resnet.param_specs().into_iter().map(|s| s.name).collect();
+        assert_eq!(names.len(), 62);
+        assert_eq!(&names[..3], ["conv1.weight", "bn1.weight", "bn1.bias"]);
+        assert!(names.contains(&"layer2.0.downsample.0.weight".to_string()));
+        assert!(names.contains(&"layer4.1.bn2.bias".to_string()));
+        assert_eq!(&names[60..], ["fc.weight", "fc.bias"]);
+        assert_eq!(resnet.batch_norm_layers().len(), 20);
+        let vgg = |batch_norm| Architecture::Vgg11 {
+            in_channels: 3,
+            height: 32,
+            width: 32,
+            classes: 10,
+            base: 64,
+            batch_norm,
+        };
+        // torchvision vgg11 / vgg11_bn `features` + Linear(512, 10)
+        assert_eq!(vgg(false).num_params(), 9_225_610);
+        assert_eq!(vgg(true).num_params(), 9_231_114);
+        let names: Vec<_> = vgg(true)
+            .param_specs()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            &names[..6],
+            [
+                "features.0.weight",
+                "features.0.bias",
+                "features.1.weight",
+                "features.1.bias",
+                "features.4.weight",
+                "features.4.bias"
+            ]
+        );
+        assert!(names.contains(&"features.26.weight".to_string())); // last conv of vgg11_bn
+        let names: Vec<_> = vgg(false)
+            .param_specs()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert!(names.contains(&"features.18.weight".to_string())); // last conv of vgg11
+        assert!(Architecture::Vgg11 {
+            in_channels: 3,
+            height: 28,
+            width: 28,
+            classes: 10,
+            base: 64,
+            batch_norm: true
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn deep_forward_and_backward_shapes() {
+        let dev = Device::flex();
+        for arch in [
+            Architecture::Resnet18 {
+                in_channels: 3,
+                height: 32,
+                width: 32,
+                classes: 10,
+                base: 8,
+            },
+            Architecture::Vgg11 {
+                in_channels: 3,
+                height: 32,
+                width: 32,
+                classes: 10,
+                base: 8,
+                batch_norm: true,
+            },
+        ] {
+            let m = Model::init(&arch, 0, &dev).unwrap();
+            let mut rng = Rng::new(1);
+            let xs: Vec<f32> = (0..2 * 3072).map(|_| rng.normal() as f32).collect();
+            let x = Tensor::<2>::from_data(TensorData::new(xs, [2, 3072]), &dev);
+            assert_eq!(m.forward(x.clone()).dims(), [2, 10]);
+            let leaves: Vec<Tensor<1>> = m
+                .params
+                .iter()
+                .map(|p| p.clone().autodiff().require_grad())
+                .collect();
+            let z = forward(&arch, &leaves, x, Gates::Free);
+            let grads = z.sum().backward();
+            for (l, s) in leaves.iter().zip(arch.param_specs()) {
+                let g = l.grad(&grads).expect("every parameter gets a gradient");
+                assert_eq!(g.dims()[0], s.len(), "{}", s.name);
+            }
+        }
     }
 
     #[test]

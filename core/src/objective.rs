@@ -8,7 +8,7 @@ use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
 use crate::data::Dataset;
 use crate::loss::{LossConfig, LossKind};
-use crate::models::{forward, tensor_to_vec, Architecture, Gate, Gates};
+use crate::models::{forward_bn, read_vec, Architecture, Bn, Gate, Gates, Model};
 use crate::{Error, Result};
 
 /// A chunk of examples on the device.
@@ -72,6 +72,61 @@ impl Sample {
     }
 }
 
+impl Sample {
+    /// A sample from host arrays with given (e.g. mixed) targets: inputs `x`
+    /// (`[N, d]`), targets `t` (`[N, C]`), labels `y`; the KL offsets are the
+    /// targets' entropies.
+    pub fn from_parts(
+        x: &[f32],
+        t: &[f32],
+        y: &[u32],
+        d: usize,
+        c: usize,
+        chunk: usize,
+        device: &Device,
+    ) -> Result<Sample> {
+        let n = y.len();
+        if n == 0 || x.len() != n * d || t.len() != n * c {
+            return Err(Error::Shape(format!(
+                "sample of {n} examples with {} input and {} target values (d = {d}, C = {c})",
+                x.len(),
+                t.len()
+            )));
+        }
+        let chunk = chunk.max(1);
+        let mut chunks = Vec::new();
+        for start in (0..n).step_by(chunk) {
+            let end = (start + chunk).min(n);
+            let b = end - start;
+            let tt = &t[start * c..end * c];
+            chunks.push(Chunk {
+                x: Tensor::from_data(
+                    TensorData::new(x[start * d..end * d].to_vec(), [b, d]),
+                    device,
+                ),
+                t: Tensor::from_data(TensorData::new(tt.to_vec(), [b, c]), device),
+                y: y[start..end].to_vec(),
+                offsets: tt
+                    .chunks(c)
+                    .map(|row| {
+                        -row.iter()
+                            .filter(|&&p| p > 0.0)
+                            .map(|&p| p as f64 * (p as f64).ln())
+                            .sum::<f64>()
+                    })
+                    .collect(),
+            });
+        }
+        let entropy: f64 = chunks.iter().flat_map(|ch| &ch.offsets).sum();
+        Ok(Sample {
+            chunks,
+            n,
+            classes: c,
+            mean_entropy: entropy / n as f64,
+        })
+    }
+}
+
 /// Loss, KL-form loss and accuracy over a sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LossEval {
@@ -85,20 +140,23 @@ pub struct LossEval {
     pub max_example_loss_kl: f64,
 }
 
-/// Evaluates ℓ_S, its KL form, accuracy and the largest per-example loss.
-pub fn evaluate(
-    arch: &Architecture,
-    params: &[Tensor<1>],
-    sample: &Sample,
-    loss: &LossConfig,
-) -> LossEval {
+/// Evaluates ℓ_S, its KL form, accuracy and the largest per-example loss, in
+/// eval mode (BatchNorm running statistics), as SPEC's losses and gap are.
+pub async fn evaluate(model: &Model, sample: &Sample, loss: &LossConfig) -> Result<LossEval> {
+    let (arch, params) = (&model.arch, &model.params[..]);
     let mut sum = 0.0;
     let mut correct = 0usize;
     let mut max_kl = f64::NEG_INFINITY;
     for ch in &sample.chunks {
-        let z = forward(arch, params, ch.x.clone(), Gates::Free);
-        let per = tensor_to_vec(&loss.per_example(z.clone(), ch.t.clone()));
-        let logits = tensor_to_vec(&z);
+        let z = forward_bn(
+            arch,
+            params,
+            ch.x.clone(),
+            Gates::Free,
+            &mut Bn::Running(&model.buffers),
+        );
+        let per = read_vec(&loss.per_example(z.clone(), ch.t.clone())).await?;
+        let logits = read_vec(&z).await?;
         for (i, &ci) in per.iter().enumerate() {
             let row = &logits[i * sample.classes..(i + 1) * sample.classes];
             let pred = row
@@ -116,7 +174,7 @@ pub fn evaluate(
         }
     }
     let l = sum / sample.n as f64;
-    LossEval {
+    Ok(LossEval {
         loss: l,
         loss_kl: match loss.kind {
             LossKind::CrossEntropy => l - sample.mean_entropy,
@@ -124,19 +182,31 @@ pub fn evaluate(
         },
         accuracy: correct as f64 / sample.n as f64,
         max_example_loss_kl: max_kl,
-    }
+    })
 }
 
 /// Records the gates (ReLU / max-pool) of the forward pass at `params` for
-/// every chunk of `sample` (empty lists for gate-free models).
-pub fn record_gates(arch: &Architecture, params: &[Tensor<1>], sample: &Sample) -> Vec<Vec<Gate>> {
+/// every chunk of `sample` (empty lists for gate-free models); BatchNorm uses
+/// `running` statistics when given, else each chunk's batch statistics.
+pub fn record_gates(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    running: Option<&[Tensor<1>]>,
+    sample: &Sample,
+) -> Vec<Vec<Gate>> {
     sample
         .chunks
         .iter()
         .map(|ch| {
             let mut g = Vec::new();
             if arch.has_gates() {
-                let _ = forward(arch, params, ch.x.clone(), Gates::Record(&mut g));
+                let _ = forward_bn(
+                    arch,
+                    params,
+                    ch.x.clone(),
+                    Gates::Record(&mut g),
+                    &mut Bn::from_running(running),
+                );
             }
             g
         })
@@ -145,13 +215,31 @@ pub fn record_gates(arch: &Architecture, params: &[Tensor<1>], sample: &Sample) 
 
 /// ℓ_S(θ) and ∇_θ ℓ_S(θ) (one flat tensor per parameter), with the gates of
 /// each chunk fixed to `gates` when given (for finite-difference curvature).
-pub fn loss_and_gradient(
+/// BatchNorm as `bn` says: batch statistics per chunk (train mode), running
+/// statistics (eval mode), or train mode updating the running statistics
+/// chunk by chunk (a training step).
+pub async fn loss_and_gradient(
     arch: &Architecture,
     params: &[Tensor<1>],
     sample: &Sample,
     loss: &LossConfig,
     gates: Option<&[Vec<Gate>]>,
-) -> (f64, Vec<Tensor<1>>) {
+    bn: &mut Bn<'_>,
+) -> Result<(f64, Vec<Tensor<1>>)> {
+    let (l, g) = loss_and_gradient_tensors(arch, params, sample, loss, gates, bn);
+    Ok((read_vec(&l).await?[0] as f64, g))
+}
+
+/// [`loss_and_gradient`] left on the device: nothing is read back, so the
+/// device can run ahead (the finite-difference products never need the value).
+pub fn loss_and_gradient_tensors(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    sample: &Sample,
+    loss: &LossConfig,
+    gates: Option<&[Vec<Gate>]>,
+    bn: &mut Bn<'_>,
+) -> (Tensor<1>, Vec<Tensor<1>>) {
     let leaves = leaves(params);
     let scale = 1.0 / sample.n as f64;
     let mut grad: Option<Vec<Tensor<1>>> = None;
@@ -161,7 +249,7 @@ pub fn loss_and_gradient(
             Some(gs) if arch.has_gates() => Gates::Fixed(&gs[ci]),
             _ => Gates::Free,
         };
-        let z = forward(arch, &leaves, ch.x.clone(), g);
+        let z = forward_bn(arch, &leaves, ch.x.clone(), g, bn);
         let l = loss.per_example(z, ch.t.clone()).sum().mul_scalar(scale);
         let grads = l.backward();
         let lv = l.inner();
@@ -175,9 +263,8 @@ pub fn loss_and_gradient(
             Some(acc) => acc.into_iter().zip(gi).map(|(a, b)| a + b).collect(),
         });
     }
-    let total = total.expect("sample has at least one chunk");
     (
-        tensor_to_vec(&total)[0] as f64,
+        total.expect("sample has at least one chunk"),
         grad.expect("sample has at least one chunk"),
     )
 }
@@ -202,12 +289,12 @@ pub fn leaf_gradients(leaves: &[Tensor<1>], grads: &Gradients) -> Vec<Tensor<1>>
 }
 
 /// Flattens parameter-shaped tensors into one host vector (f64).
-pub fn flatten_to_host(ts: &[Tensor<1>]) -> Vec<f64> {
+pub async fn flatten_to_host(ts: &[Tensor<1>]) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for t in ts {
-        out.extend(tensor_to_vec(t).into_iter().map(f64::from));
+        out.extend(read_vec(t).await?.into_iter().map(f64::from));
     }
-    out
+    Ok(out)
 }
 
 /// Splits a flat host vector into device tensors shaped like `like`.

@@ -30,6 +30,16 @@ impl Rng {
         Rng { s }
     }
 
+    /// The generator's state (for checkpoints).
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator continuing from a saved [`Rng::state`].
+    pub fn from_state(s: [u64; 4]) -> Self {
+        Rng { s }
+    }
+
     /// A generator derived from this seed and a stream label (e.g. "init", "data").
     pub fn derived(seed: u64, stream: &str) -> Self {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -7,17 +7,16 @@
 //! of products and the wall time. During training the solver is warm-started
 //! from the previous estimate's top eigenvector.
 
-use std::time::Instant;
-
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
+use web_time::Instant;
 
 use crate::hvp::{GaussNewtonOperator, HessianOperator, HvpConfig};
-use crate::lanczos::{top_eigenpairs, LanczosConfig};
+use crate::lanczos::{Lanczos, LanczosConfig};
 use crate::loss::LossConfig;
-use crate::models::Architecture;
+use crate::models::{BnMode, Model};
 use crate::objective::Sample;
 use crate::rng::Rng;
+use crate::Result;
 
 /// Settings of a sharpness estimate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +28,9 @@ pub struct SharpnessConfig {
     pub hvp: HvpConfig,
     /// Seed of the random start vector (cold start).
     pub seed: u64,
+    /// BatchNorm statistics of the loss whose curvature is measured
+    /// (train: batch statistics per chunk, the default; eval: running statistics).
+    pub bn_mode: BnMode,
 }
 
 /// One eigenvalue estimate.
@@ -68,77 +70,95 @@ fn start_vector(p: usize, warm: Option<&[f64]>, seed: u64) -> Vec<f64> {
     }
 }
 
-/// Lanczos on `apply` from the warm or a random start; `eps` is the
-/// operator's finite-difference step, recorded with the result.
-fn estimate(
-    mut apply: impl FnMut(&[f64]) -> Vec<f64>,
-    eps: f64,
+/// The operator a Lanczos run multiplies by.
+enum Operator<'a> {
+    Hessian(HessianOperator<'a>),
+    GaussNewton(GaussNewtonOperator<'a>),
+}
+
+impl Operator<'_> {
+    async fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>> {
+        match self {
+            Operator::Hessian(op) => op.apply(v).await,
+            Operator::GaussNewton(op) => op.apply(v).await,
+        }
+    }
+
+    fn eps(&self) -> f64 {
+        match self {
+            Operator::Hessian(op) => op.eps,
+            Operator::GaussNewton(op) => op.eps,
+        }
+    }
+}
+
+/// Lanczos on `op` from the warm or a random start, one awaited product per step.
+async fn estimate(
+    mut op: Operator<'_>,
     p: usize,
     cfg: &SharpnessConfig,
     warm: Option<&[f64]>,
     seed: u64,
     t0: Instant,
-) -> Sharpness {
-    let start = start_vector(p, warm, seed);
-    let r = top_eigenpairs(
-        |v| Ok::<_, std::convert::Infallible>(apply(v)),
-        start,
-        &cfg.lanczos,
-    )
-    .unwrap_or_else(|e| match e {});
-    Sharpness {
+) -> Result<Sharpness> {
+    let mut l = Lanczos::new(start_vector(p, warm, seed));
+    let r = loop {
+        let aq = op.apply(l.query()).await?;
+        l.feed(&aq);
+        let done = l.converged(&cfg.lanczos);
+        if done || l.steps() >= cfg.lanczos.max_steps {
+            break l.eigenpairs(cfg.lanczos.k, done);
+        }
+    };
+    Ok(Sharpness {
         eigenvalues: r.values,
         residuals: r.residuals,
         products: r.steps,
         wall_s: t0.elapsed().as_secs_f64(),
         converged: r.converged,
         vectors: r.vectors,
-        eps,
-    }
+        eps: op.eps(),
+    })
 }
 
 /// Top Hessian eigenvalues of ℓ_S at θ = `params`.
-pub fn top_hessian_eigenvalues(
-    arch: &Architecture,
-    params: &[Tensor<1>],
+pub async fn top_hessian_eigenvalues(
+    model: &Model,
     sample: &Sample,
     loss: &LossConfig,
     cfg: &SharpnessConfig,
     warm: Option<&[f64]>,
-) -> Sharpness {
+) -> Result<Sharpness> {
     let t0 = Instant::now();
-    let mut op = HessianOperator::new(arch, params, sample, loss, &cfg.hvp);
-    let eps = op.eps;
+    let op = HessianOperator::new(model, cfg.bn_mode, sample, loss, &cfg.hvp).await?;
     estimate(
-        |v| op.apply(v),
-        eps,
-        arch.num_params(),
+        Operator::Hessian(op),
+        model.arch.num_params(),
         cfg,
         warm,
         cfg.seed,
         t0,
     )
+    .await
 }
 
 /// Top eigenvalue(s) of the Gauss–Newton matrix of ℓ_S at θ = `params`.
-pub fn top_gauss_newton_eigenvalues(
-    arch: &Architecture,
-    params: &[Tensor<1>],
+pub async fn top_gauss_newton_eigenvalues(
+    model: &Model,
     sample: &Sample,
     loss: &LossConfig,
     cfg: &SharpnessConfig,
     warm: Option<&[f64]>,
-) -> Sharpness {
+) -> Result<Sharpness> {
     let t0 = Instant::now();
-    let mut op = GaussNewtonOperator::new(arch, params, sample, loss, &cfg.hvp);
-    let eps = op.eps;
+    let op = GaussNewtonOperator::new(model, cfg.bn_mode, sample, loss, &cfg.hvp).await?;
     estimate(
-        |v| op.apply(v),
-        eps,
-        arch.num_params(),
+        Operator::GaussNewton(op),
+        model.arch.num_params(),
         cfg,
         warm,
         cfg.seed ^ 0x9e37,
         t0,
     )
+    .await
 }

@@ -1,25 +1,39 @@
 //! Training: full-batch gradient descent and minibatch SGD with momentum and
 //! weight decay (PyTorch's `torch.optim.SGD` semantics:
-//! g ← ∇ℓ_B(θ) + λθ; b ← μb + g; θ ← θ − ηb), constant learning rate.
+//! g ← ∇ℓ_B(θ) + λθ; b ← μb + g; θ ← θ − η_k b), a learning-rate schedule
+//! η_k ([`crate::schedule`]), SAM, and augmented or mixed batches
+//! ([`crate::augment`]).
 //!
-//! Deterministic for a given seed on a given backend: minibatch order comes
-//! from the host RNG, and full-batch gradients are summed in a fixed chunk order.
+//! - **SAM** (Foret et al. 2021, ρ > 0): g = ∇ℓ_B(θ), ε = ρ·g/‖g‖, and the
+//!   step uses ∇ℓ_B(θ + ε) on the same batch (then weight decay and momentum
+//!   as above). BatchNorm running statistics are updated by the first pass
+//!   only, once per step.
+//! - **BatchNorm**: train mode; running statistics updated (momentum 0.1)
+//!   by every chunk's or minibatch's forward pass, as PyTorch does.
+//! - **Augmentation / mixup** apply to the training batches only, drawn from a
+//!   separate RNG stream; measurements use the un-augmented data.
+//!
+//! Deterministic for a given seed on a given backend: minibatch order and
+//! augmentation come from the host RNG, and full-batch gradients are summed
+//! in a fixed chunk order.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::augment::AugmentConfig;
 use crate::data::Dataset;
 use crate::loss::LossConfig;
-use crate::models::{forward, Gates, Model};
-use crate::objective::{leaf_gradients, leaves, loss_and_gradient, Sample};
+use crate::models::{forward_bn, read_vec, Bn, Gates, Model, BN_MOMENTUM};
+use crate::objective::{leaf_gradients, leaves, loss_and_gradient_tensors, Sample};
 use crate::rng::Rng;
+use crate::schedule::ScheduleConfig;
 use crate::{Error, Result};
 
 /// Optimiser settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimConfig {
-    /// Learning rate η.
+    /// Base learning rate η.
     pub lr: f64,
     /// Heavy-ball momentum μ (0 = plain GD/SGD).
     pub momentum: f64,
@@ -27,6 +41,10 @@ pub struct OptimConfig {
     pub weight_decay: f64,
     /// Minibatch size; 0 = full batch (gradient descent).
     pub batch_size: usize,
+    /// Learning-rate schedule over the run (default constant).
+    pub schedule: ScheduleConfig,
+    /// SAM radius ρ; 0 = plain (S)GD.
+    pub sam_rho: f64,
 }
 
 impl Default for OptimConfig {
@@ -36,6 +54,8 @@ impl Default for OptimConfig {
             momentum: 0.0,
             weight_decay: 0.0,
             batch_size: 0,
+            schedule: ScheduleConfig::default(),
+            sam_rho: 0.0,
         }
     }
 }
@@ -61,7 +81,13 @@ impl OptimConfig {
                 self.weight_decay
             )));
         }
-        Ok(())
+        if !(self.sam_rho.is_finite() && self.sam_rho >= 0.0) {
+            return Err(Error::Config(format!(
+                "SAM ρ must be ≥ 0, got {}",
+                self.sam_rho
+            )));
+        }
+        self.schedule.validate()
     }
 }
 
@@ -70,6 +96,31 @@ impl OptimConfig {
 pub struct StepMetrics {
     /// Loss on the step's batch at θ before the update.
     pub loss: f64,
+    /// Learning rate used for the update.
+    pub lr: f64,
+}
+
+/// Training data kept on the host for augmentation.
+struct HostData {
+    x: Vec<f32>,
+    t: Vec<f32>,
+    y: Vec<u32>,
+    shape: Vec<usize>,
+    classes: usize,
+    augment: AugmentConfig,
+    fill: Vec<f32>,
+    rng: Rng,
+}
+
+/// The batch of one step on the device.
+#[allow(clippy::large_enum_variant)] // one per step
+enum Batch {
+    /// The whole training set in its fixed chunks.
+    Full,
+    /// An augmented or mixed batch in chunks.
+    Chunked(Sample),
+    /// A minibatch `[B, d]`, targets `[B, C]`.
+    Rows(Tensor<2>, Tensor<2>),
 }
 
 /// A training run's state: model, optimiser state and data.
@@ -82,12 +133,17 @@ pub struct Trainer {
     full: Sample,
     /// Whole training inputs/targets as single tensors (minibatch SGD).
     x_all: Option<(Tensor<2>, Tensor<2>)>,
+    /// Host copy for augmentation (None without augmentation).
+    host: Option<HostData>,
+    chunk: usize,
     rng: Rng,
     order: Vec<usize>,
     cursor: usize,
     n: usize,
     /// Steps taken.
     pub step: u64,
+    /// Length of the run, for the learning-rate schedule (0 = constant rate).
+    pub total_steps: u64,
 }
 
 impl Trainer {
@@ -129,12 +185,71 @@ impl Trainer {
             velocity: None,
             full,
             x_all,
+            host: None,
+            chunk: chunk.max(1),
             rng: Rng::derived(seed, "batches"),
             order: Vec::new(),
             cursor: 0,
             n: train.len(),
             step: 0,
+            total_steps: 0,
         })
+    }
+
+    /// Augments (random crop with padding, flips, mixup) every training batch;
+    /// `fill` is the per-channel crop padding value (see
+    /// [`crate::augment::pixel_zero_fill`]).
+    pub fn with_augment(
+        mut self,
+        train: &Dataset,
+        augment: &AugmentConfig,
+        fill: Vec<f32>,
+        seed: u64,
+    ) -> Result<Trainer> {
+        augment.validate()?;
+        if augment.is_identity() {
+            return Ok(self);
+        }
+        if augment.uses_geometry() && train.input_shape.len() != 3 {
+            return Err(Error::Shape(format!(
+                "random crop / flip need image inputs [c, h, w]; {} has inputs of shape {:?}",
+                train.name, train.input_shape
+            )));
+        }
+        if augment.uses_geometry() && fill.len() != train.input_shape[0] {
+            return Err(Error::Shape(format!(
+                "crop fill has {} values for {} channels",
+                fill.len(),
+                train.input_shape[0]
+            )));
+        }
+        self.host = Some(HostData {
+            x: train.x.clone(),
+            t: self.loss.targets(&train.y, train.classes),
+            y: train.y.clone(),
+            shape: train.input_shape.clone(),
+            classes: train.classes,
+            augment: augment.clone(),
+            fill,
+            rng: Rng::derived(seed, "augment"),
+        });
+        Ok(self)
+    }
+
+    /// Sets the run length the learning-rate schedule refers to.
+    pub fn with_total_steps(mut self, total_steps: u64) -> Trainer {
+        self.total_steps = total_steps;
+        self
+    }
+
+    /// The learning rate of the next update.
+    pub fn lr(&self) -> f64 {
+        if self.total_steps == 0 {
+            return self.optim.lr;
+        }
+        self.optim
+            .schedule
+            .lr_at(self.optim.lr, self.step, self.total_steps)
     }
 
     /// Epochs completed (fractional for SGD).
@@ -158,43 +273,119 @@ impl Trainer {
         idx
     }
 
-    /// ∇ of the step's objective (batch or full) at θ, and its loss.
-    fn gradient(&mut self) -> (f64, Vec<Tensor<1>>) {
-        if self.optim.batch_size == 0 {
-            return loss_and_gradient(
-                &self.model.arch,
-                &self.model.params,
-                &self.full,
-                &self.loss,
-                None,
+    /// Draws the step's batch (and augments it).
+    fn draw(&mut self) -> Result<Batch> {
+        let idx = (self.optim.batch_size > 0).then(|| self.next_batch());
+        let device = self.model.device();
+        let Some(h) = self.host.as_mut() else {
+            let Some(idx) = idx else {
+                return Ok(Batch::Full);
+            };
+            let (x_all, t_all) = self.x_all.as_ref().expect("uploaded for SGD");
+            let ids = Tensor::<1, Int>::from_data(
+                TensorData::new(
+                    idx.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                    [idx.len()],
+                ),
+                &device,
             );
+            return Ok(Batch::Rows(
+                x_all.clone().select(0, ids.clone()),
+                t_all.clone().select(0, ids),
+            ));
+        };
+        let d: usize = h.shape.iter().product();
+        let c = h.classes;
+        let idx = idx.unwrap_or_else(|| (0..self.n).collect());
+        let mut x = Vec::with_capacity(idx.len() * d);
+        let mut t = Vec::with_capacity(idx.len() * c);
+        for &i in &idx {
+            x.extend_from_slice(&h.x[i * d..(i + 1) * d]);
+            t.extend_from_slice(&h.t[i * c..(i + 1) * c]);
         }
-        let idx = self.next_batch();
+        let shape = match h.shape[..] {
+            [a, b, cc] => [a, b, cc],
+            _ => [1, 1, d],
+        };
+        h.augment
+            .apply(&mut x, &mut t, shape, c, &h.fill, &mut h.rng);
+        let y: Vec<u32> = idx.iter().map(|&i| h.y[i]).collect();
+        if self.optim.batch_size > 0 {
+            let b = idx.len();
+            return Ok(Batch::Rows(
+                Tensor::from_data(TensorData::new(x, [b, d]), &device),
+                Tensor::from_data(TensorData::new(t, [b, c]), &device),
+            ));
+        }
+        Ok(Batch::Chunked(Sample::from_parts(
+            &x, &t, &y, d, c, self.chunk, &device,
+        )?))
+    }
+
+    /// Loss (on the device) and ∇ of the batch loss at `params`; BatchNorm
+    /// running statistics are updated when `update_bn`.
+    fn gradient_at(
+        &mut self,
+        params: &[Tensor<1>],
+        batch: &Batch,
+        update_bn: bool,
+    ) -> (Tensor<1>, Vec<Tensor<1>>) {
+        let has_bn = self.model.arch.has_batch_norm();
+        let mut bn = if update_bn {
+            Bn::Update {
+                buffers: &mut self.model.buffers,
+                momentum: BN_MOMENTUM,
+            }
+        } else {
+            Bn::Batch
+        };
         let arch = &self.model.arch;
-        let (x_all, t_all) = self.x_all.as_ref().expect("uploaded for SGD");
-        let device = x_all.device();
-        let ids = Tensor::<1, Int>::from_data(
-            TensorData::new(
-                idx.iter().map(|&i| i as i64).collect::<Vec<_>>(),
-                [idx.len()],
-            ),
-            &device,
-        );
-        let x = x_all.clone().select(0, ids.clone());
-        let t = t_all.clone().select(0, ids);
-        let leaves = leaves(&self.model.params);
-        let l = self
-            .loss
-            .per_example(forward(arch, &leaves, x, Gates::Free), t)
-            .mean();
-        let grads = l.backward();
-        let g = leaf_gradients(&leaves, &grads);
-        (crate::models::tensor_to_vec(&l.inner())[0] as f64, g)
+        let (loss, grad, passes) = match batch {
+            Batch::Full | Batch::Chunked(_) => {
+                let sample = match batch {
+                    Batch::Chunked(s) => s,
+                    _ => &self.full,
+                };
+                let (l, g) =
+                    loss_and_gradient_tensors(arch, params, sample, &self.loss, None, &mut bn);
+                (l, g, sample.chunks.len() as u64)
+            }
+            Batch::Rows(x, t) => {
+                let leaves = leaves(params);
+                let z = forward_bn(arch, &leaves, x.clone(), Gates::Free, &mut bn);
+                let l = self.loss.per_example(z, t.clone()).mean();
+                let grads = l.backward();
+                (l.inner(), leaf_gradients(&leaves, &grads), 1)
+            }
+        };
+        if update_bn && has_bn {
+            self.model.bn_updates += passes;
+        }
+        (loss, grad)
     }
 
     /// One optimiser step.
-    pub fn step(&mut self) -> StepMetrics {
-        let (loss, mut g) = self.gradient();
+    pub async fn step(&mut self) -> Result<StepMetrics> {
+        let batch = self.draw()?;
+        let params = self.model.params.clone();
+        let (loss, mut g) = self.gradient_at(&params, &batch, true);
+        let loss = read_vec(&loss).await?[0] as f64;
+        if self.optim.sam_rho > 0.0 {
+            // ε = ρ g/‖g‖, on the device (no read-back)
+            let sq: Vec<Tensor<1>> = g.iter().map(|gi| gi.clone().square().sum()).collect();
+            let scale = Tensor::cat(sq, 0)
+                .sum()
+                .sqrt()
+                .add_scalar(1e-12)
+                .recip()
+                .mul_scalar(self.optim.sam_rho);
+            let perturbed: Vec<Tensor<1>> = params
+                .iter()
+                .zip(&g)
+                .map(|(p, gi)| p.clone() + gi.clone() * scale.clone())
+                .collect();
+            g = self.gradient_at(&perturbed, &batch, false).1;
+        }
         if self.optim.weight_decay > 0.0 {
             g = g
                 .into_iter()
@@ -216,7 +407,7 @@ impl Trainer {
         } else {
             g
         };
-        let lr = self.optim.lr;
+        let lr = self.lr();
         self.model.params = self
             .model
             .params
@@ -225,7 +416,65 @@ impl Trainer {
             .map(|(p, d)| p.clone() - d.mul_scalar(lr))
             .collect();
         self.step += 1;
-        StepMetrics { loss }
+        Ok(StepMetrics { loss, lr })
+    }
+}
+
+/// The host-side state of a [`Trainer`] besides the model: what a checkpoint
+/// needs to continue the same sequence of batches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    pub step: u64,
+    pub rng: [u64; 4],
+    pub augment_rng: Option<[u64; 4]>,
+    pub order: Vec<usize>,
+    pub cursor: usize,
+}
+
+impl Trainer {
+    /// Host-side state for a checkpoint (the velocity is [`Trainer::velocity`]).
+    pub fn state(&self) -> TrainerState {
+        TrainerState {
+            step: self.step,
+            rng: self.rng.state(),
+            augment_rng: self.host.as_ref().map(|h| h.rng.state()),
+            order: self.order.clone(),
+            cursor: self.cursor,
+        }
+    }
+
+    /// The momentum buffer (None before the first momentum step or without momentum).
+    pub fn velocity(&self) -> Option<&[Tensor<1>]> {
+        self.velocity.as_deref()
+    }
+
+    /// Continues from a checkpoint: model, momentum buffer and host state.
+    pub fn restore(
+        &mut self,
+        model: Model,
+        velocity: Option<Vec<Tensor<1>>>,
+        state: &TrainerState,
+    ) -> Result<()> {
+        if model.arch != self.model.arch {
+            return Err(Error::Config(
+                "the checkpoint's model differs from the configured one".into(),
+            ));
+        }
+        if state.cursor > state.order.len() || state.order.iter().any(|&i| i >= self.n) {
+            return Err(Error::Config(
+                "the checkpoint's batch order does not fit the training data".into(),
+            ));
+        }
+        self.model = model;
+        self.velocity = velocity;
+        self.step = state.step;
+        self.rng = Rng::from_state(state.rng);
+        if let (Some(h), Some(s)) = (self.host.as_mut(), state.augment_rng) {
+            h.rng = Rng::from_state(s);
+        }
+        self.order = state.order.clone();
+        self.cursor = state.cursor;
+        Ok(())
     }
 }
 
@@ -246,6 +495,7 @@ fn upload_all(train: &Dataset, loss: &LossConfig, device: &Device) -> (Tensor<2>
 mod tests {
     use super::*;
     use crate::models::{Activation, Architecture};
+    use crate::Block;
 
     fn data(n: usize, d: usize, c: usize) -> Dataset {
         let mut rng = Rng::new(5);
@@ -276,7 +526,7 @@ mod tests {
             seed,
         )
         .unwrap();
-        let losses = (0..steps).map(|_| t.step().loss).collect();
+        let losses = (0..steps).map(|_| t.step().block().unwrap().loss).collect();
         (t.model.flat(), losses)
     }
 
@@ -287,6 +537,7 @@ mod tests {
             momentum: 0.9,
             weight_decay: 1e-3,
             batch_size: 4,
+            ..Default::default()
         };
         assert_eq!(train(1, sgd.clone(), 20), train(1, sgd.clone(), 20));
         assert_ne!(train(1, sgd.clone(), 20).0, train(2, sgd, 20).0);
@@ -330,10 +581,11 @@ mod tests {
             momentum: 0.5,
             weight_decay: 0.1,
             batch_size: 0,
+            ..Default::default()
         };
         let mut t = Trainer::new(model, &data, loss, optim, 1, 0).unwrap();
-        t.step();
-        t.step();
+        t.step().block().unwrap();
+        t.step().block().unwrap();
         // W: g = λW (x = 0 gives no data gradient). b: g = b − t, t = (1, 0).
         // step 1: W1 = W0 − 0.5·0.1·W0 = 0.95 W0; vb = (−1, 0); b1 = (0.5, 0)
         // step 2: gW = 0.095 W0, vW = 0.5·0.1 W0 + 0.095 W0 = 0.145 W0, W2 = 0.95 W0 − 0.0725 W0 = 0.8775 W0
@@ -344,6 +596,70 @@ mod tests {
         }
         for (got, want) in host[1].iter().zip([0.975f32, 0.0]) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn sam_step_by_hand() {
+        // z = Wx + b on the single input x = 0, square loss ½‖b − t‖², t = (1, 0):
+        // g = (0, 0 | b − t) = (0, 0 | −1, 0), ‖g‖ = 1, ε = ρ·g = (0, 0 | −ρ, 0);
+        // at θ + ε: ∇_b = (−ρ − 1, 0), so b₁ = b₀ − η(−1 − ρ, 0) = (η(1 + ρ), 0).
+        let dev = Device::flex();
+        let arch = Architecture::Mlp {
+            input_dim: 1,
+            hidden: vec![],
+            classes: 2,
+            activation: Activation::Tanh,
+        };
+        let model = Model::from_host(&arch, &[vec![1.0, -2.0], vec![0.0, 0.0]], &dev).unwrap();
+        let data = Dataset {
+            x: vec![0.0],
+            y: vec![0],
+            input_shape: vec![1],
+            classes: 2,
+            name: "z".into(),
+        };
+        let loss = LossConfig {
+            kind: crate::loss::LossKind::Square,
+            label_smoothing: 0.0,
+            target_scale: 1.0,
+        };
+        let optim = OptimConfig {
+            lr: 0.5,
+            sam_rho: 0.5,
+            ..Default::default()
+        };
+        let mut t = Trainer::new(model, &data, loss, optim, 1, 0).unwrap();
+        let m = t.step().block().unwrap();
+        assert!((m.loss - 0.5).abs() < 1e-7, "loss at θ: {}", m.loss);
+        let host = t.model.to_host();
+        assert_eq!(host[0], vec![1.0, -2.0]);
+        for (got, want) in host[1].iter().zip([0.75f32, 0.0]) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn schedule_sets_each_step_rate() {
+        let optim = OptimConfig {
+            lr: 0.2,
+            schedule: crate::schedule::ScheduleConfig::large_then_decayed(0.5, 0.1),
+            ..Default::default()
+        };
+        let dev = Device::flex();
+        let arch = Architecture::Mlp {
+            input_dim: 5,
+            hidden: vec![4],
+            classes: 3,
+            activation: Activation::Relu,
+        };
+        let model = Model::init(&arch, 0, &dev).unwrap();
+        let mut t = Trainer::new(model, &data(12, 5, 3), LossConfig::default(), optim, 12, 0)
+            .unwrap()
+            .with_total_steps(4);
+        let lrs: Vec<f64> = (0..4).map(|_| t.step().block().unwrap().lr).collect();
+        for (got, want) in lrs.iter().zip([0.2, 0.2, 0.02, 0.02]) {
+            assert!((got - want).abs() < 1e-12, "{lrs:?}");
         }
     }
 }

@@ -32,16 +32,40 @@ pub fn save(model: &Model, path: &Path) -> Result<()> {
 
 /// The safetensors bytes of `model`.
 pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
-    let specs = model.arch.param_specs();
-    let host = model.to_host();
-    let raw: Vec<Vec<u8>> = host
+    // (name, dtype, shape, bytes): parameters, then each BatchNorm layer's
+    // running_mean, running_var and num_batches_tracked (i64 scalar), as in
+    // a PyTorch state_dict.
+    let mut entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    for (s, v) in model.arch.param_specs().iter().zip(model.to_host()) {
+        entries.push((s.name.clone(), Dtype::F32, s.shape.clone(), f32_bytes(&v)));
+    }
+    let buffers = model.buffers_to_host();
+    for (i, (name, c)) in model.arch.batch_norm_layers().iter().enumerate() {
+        entries.push((
+            format!("{name}.running_mean"),
+            Dtype::F32,
+            vec![*c],
+            f32_bytes(&buffers[2 * i]),
+        ));
+        entries.push((
+            format!("{name}.running_var"),
+            Dtype::F32,
+            vec![*c],
+            f32_bytes(&buffers[2 * i + 1]),
+        ));
+        entries.push((
+            format!("{name}.num_batches_tracked"),
+            Dtype::I64,
+            vec![],
+            (model.bn_updates as i64).to_le_bytes().to_vec(),
+        ));
+    }
+    let views = entries
         .iter()
-        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views = specs
-        .iter()
-        .zip(&raw)
-        .map(|(s, b)| TensorView::new(Dtype::F32, s.shape.clone(), b).map(|v| (s.name.clone(), v)))
+        .map(|(name, dtype, shape, b)| {
+            TensorView::new(*dtype, shape.clone(), b).map(|v| (name.clone(), v))
+        })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Shape(format!("safetensors view: {e}")))?;
     let meta = HashMap::from([(
@@ -105,6 +129,11 @@ fn parse(bytes: &[u8]) -> std::result::Result<Contents, String> {
             Dtype::F16 => data
                 .chunks_exact(2)
                 .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            // BatchNorm's num_batches_tracked
+            Dtype::I64 => data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
                 .collect(),
             other => {
                 return Err(format!(
@@ -182,9 +211,63 @@ pub fn infer_mlp(
     })
 }
 
+/// Infers a torchvision-style image model from its tensor names and shapes:
+/// ResNet18 (`conv1`, `layer4.1.conv2`, `fc`) or VGG11 with or without
+/// BatchNorm (`features.*`, `classifier`), for square images (32×32 unless the
+/// classifier's input size says otherwise). `None` if the names don't match.
+pub fn infer_image_model(
+    tensors: &HashMap<String, HostTensor>,
+) -> Option<std::result::Result<Architecture, String>> {
+    let shape = |n: &str| tensors.get(n).map(|t| t.shape.clone());
+    if let (Some(c1), Some(fc), Some(_)) = (
+        shape("conv1.weight"),
+        shape("fc.weight"),
+        shape("layer4.1.conv2.weight"),
+    ) {
+        if c1.len() != 4 || fc.len() != 2 {
+            return Some(Err(format!(
+                "conv1.weight {c1:?} / fc.weight {fc:?} are not ResNet18 shapes"
+            )));
+        }
+        return Some(Ok(Architecture::Resnet18 {
+            in_channels: c1[1],
+            height: 32,
+            width: 32,
+            classes: fc[0],
+            base: c1[0],
+        }));
+    }
+    if let (Some(f0), Some(cl)) = (shape("features.0.weight"), shape("classifier.weight")) {
+        if f0.len() != 4 || cl.len() != 2 {
+            return None;
+        }
+        let batch_norm = shape("features.1.weight").is_some_and(|s| s.len() == 1);
+        let base = f0[0];
+        let last = (512 * base / 64).max(1);
+        let cells = cl[1] / last;
+        let side = (cells as f64).sqrt().round() as usize;
+        if side == 0 || side * side * last != cl[1] {
+            return Some(Err(format!(
+                "classifier.weight {cl:?} does not fit VGG11 with base width {base}"
+            )));
+        }
+        return Some(Ok(Architecture::Vgg11 {
+            in_channels: f0[1],
+            height: 32 * side,
+            width: 32 * side,
+            classes: cl[0],
+            base,
+            batch_norm,
+        }));
+    }
+    None
+}
+
 /// Loads a model. The architecture comes from curvlab's metadata when present
-/// (then `activation` overrides the stored one only if given), else it is
-/// inferred as an MLP with `activation` (default ReLU).
+/// (then `activation` overrides the stored one only if given, for MLP and
+/// CNN), else it is inferred from the names: a torchvision-style ResNet18 or
+/// VGG11, or an MLP with `activation` (default ReLU). BatchNorm running
+/// statistics are read when the model has BatchNorm.
 pub fn load(path: &Path, activation: Option<Activation>, device: &Device) -> Result<Model> {
     let (tensors, meta) = read(path)?;
     let werr = |msg: String| Error::Weights {
@@ -194,13 +277,17 @@ pub fn load(path: &Path, activation: Option<Activation>, device: &Device) -> Res
     let mut arch = match meta.get(ARCH_KEY) {
         Some(json) => serde_json::from_str::<Architecture>(json)
             .map_err(|e| werr(format!("bad {ARCH_KEY} metadata: {e}")))?,
-        None => infer_mlp(&tensors, activation.unwrap_or_default()).map_err(werr)?,
+        None => match infer_image_model(&tensors) {
+            Some(r) => r.map_err(werr)?,
+            None => infer_mlp(&tensors, activation.unwrap_or_default()).map_err(werr)?,
+        },
     };
     if let Some(a) = activation {
         match &mut arch {
             Architecture::Mlp { activation, .. } | Architecture::Cnn { activation, .. } => {
                 *activation = a
             }
+            Architecture::Vgg11 { .. } | Architecture::Resnet18 { .. } => {}
         }
     }
     let host = arch
@@ -219,7 +306,27 @@ pub fn load(path: &Path, activation: Option<Activation>, device: &Device) -> Res
             Ok(t.values.clone())
         })
         .collect::<Result<Vec<_>>>()?;
-    Model::from_host(&arch, &host, device)
+    let mut buffers = Vec::new();
+    let mut updates = 0u64;
+    for (name, c) in arch.batch_norm_layers() {
+        for stat in ["running_mean", "running_var"] {
+            let key = format!("{name}.{stat}");
+            let t = tensors
+                .get(&key)
+                .ok_or_else(|| werr(format!("tensor {key} is missing")))?;
+            if t.shape != [c] {
+                return Err(werr(format!(
+                    "{key} has shape {:?}, expected [{c}]",
+                    t.shape
+                )));
+            }
+            buffers.push(t.values.clone());
+        }
+        if let Some(t) = tensors.get(&format!("{name}.num_batches_tracked")) {
+            updates = updates.max(t.values.first().copied().unwrap_or(0.0) as u64);
+        }
+    }
+    Model::from_host_with_buffers(&arch, &host, &buffers, updates, device)
 }
 
 #[cfg(test)]
@@ -267,6 +374,73 @@ mod tests {
             load(&dir.join("none.safetensors"), None, &dev),
             Err(Error::MissingFile { .. })
         ));
+    }
+
+    #[test]
+    fn batch_norm_model_round_trip_and_pytorch_layout() {
+        let dev = Device::flex();
+        let arch = Architecture::Resnet18 {
+            in_channels: 3,
+            height: 32,
+            width: 32,
+            classes: 10,
+            base: 2,
+        };
+        let mut m = Model::init(&arch, 4, &dev).unwrap();
+        m.buffers = m
+            .buffers
+            .iter()
+            .map(|b| b.clone().add_scalar(0.25))
+            .collect();
+        m.bn_updates = 7;
+        let dir = std::env::temp_dir().join(format!("curvlab-wbn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("r.safetensors");
+        save(&m, &p).unwrap();
+        let back = load(&p, None, &dev).unwrap();
+        assert_eq!(back.arch, arch);
+        assert_eq!(back.flat(), m.flat());
+        assert_eq!(back.buffers_to_host(), m.buffers_to_host());
+        assert_eq!(back.bn_updates, 7);
+
+        // The same tensors as a PyTorch state_dict saved by safetensors.torch.save_file:
+        // torchvision names, num_batches_tracked as i64 scalars, no curvlab metadata.
+        let (tensors, _) = read(&p).unwrap();
+        let mut names: Vec<&String> = tensors.keys().collect();
+        names.sort();
+        let raw: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = names
+            .iter()
+            .map(|n| {
+                let t = &tensors[*n];
+                if n.ends_with("num_batches_tracked") {
+                    (
+                        n.to_string(),
+                        Dtype::I64,
+                        vec![],
+                        7i64.to_le_bytes().to_vec(),
+                    )
+                } else {
+                    let b = t.values.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    (n.to_string(), Dtype::F32, t.shape.clone(), b)
+                }
+            })
+            .collect();
+        let views: Vec<(String, TensorView)> = raw
+            .iter()
+            .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        let bytes = safetensors::serialize(views, None).unwrap();
+        let q = dir.join("torch.safetensors");
+        std::fs::write(&q, bytes).unwrap();
+        let t = load(&q, None, &dev).unwrap();
+        assert_eq!(t.arch, arch);
+        assert_eq!(t.flat(), m.flat());
+        assert_eq!(t.buffers_to_host(), m.buffers_to_host());
+        let x = burn::tensor::Tensor::<2>::ones([1, 3072], &dev);
+        assert_eq!(
+            crate::models::tensor_to_vec(&t.forward(x.clone())),
+            crate::models::tensor_to_vec(&m.forward(x))
+        );
     }
 
     #[test]

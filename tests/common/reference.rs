@@ -30,6 +30,7 @@ pub trait Num:
     fn ln(self) -> Self;
     fn tanh(self) -> Self;
     fn erf(self) -> Self;
+    fn sqrt(self) -> Self;
 }
 
 /// erf(x) in f64: Taylor series for |x| < 3, continued fraction of erfc beyond (≤ 1e-15 abs).
@@ -79,6 +80,9 @@ impl Num for f64 {
     }
     fn erf(self) -> Self {
         erf64(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
     }
 }
 
@@ -164,6 +168,10 @@ impl Num for HD {
     fn erf(self) -> Self {
         let d1 = 2.0 / std::f64::consts::PI.sqrt() * (-self.a * self.a).exp();
         self.chain(erf64(self.a), d1, -2.0 * self.a * d1)
+    }
+    fn sqrt(self) -> Self {
+        let r = self.a.sqrt();
+        self.chain(r, 0.5 / r, -0.25 / (r * self.a))
     }
 }
 
@@ -289,6 +297,9 @@ pub fn forward<T: Num>(arch: &Architecture, theta: &[T], x: &[T]) -> Vec<T> {
             let w0 = take(classes * h.len());
             let b0 = take(*classes);
             linear(theta, w0, b0, &h, *classes)
+        }
+        Architecture::Vgg11 { .. } | Architecture::Resnet18 { .. } => {
+            panic!("per-example reference: use tests/common/deep.rs for VGG11 / ResNet18")
         }
     }
 }
