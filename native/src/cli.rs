@@ -27,6 +27,13 @@ pub enum Command {
         #[command(subcommand)]
         which: BoundCommand,
     },
+    /// Sweeps and the paper's presets: plan, run (one run or all), or write a Slurm job-array script.
+    Sweep {
+        #[command(subcommand)]
+        which: crate::commands::sweep::SweepCommand,
+    },
+    /// Figures (PNG + SVG) and rank-correlation tables from the runs of a sweep directory.
+    Report(crate::commands::report::ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

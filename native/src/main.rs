@@ -5,6 +5,8 @@
 mod cli;
 mod commands;
 mod plot;
+mod report;
+mod sweep;
 
 use clap::Parser;
 

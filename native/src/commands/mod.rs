@@ -3,7 +3,9 @@
 mod bench;
 mod bound;
 mod measure;
+pub mod report;
 mod run;
+pub mod sweep;
 
 use anyhow::Result;
 use curvlab::backend::BackendKind;
@@ -24,6 +26,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Bound {
             which: BoundCommand::Data(a),
         } => bound::data(a),
+        Command::Sweep { which } => sweep::sweep(which),
+        Command::Report(a) => report::report(a),
     }
 }
 

@@ -1,0 +1,639 @@
+//! Drawing the report's figures, as PNG and SVG from the same code: a row or
+//! a column of panels sharing an x-axis, with error bars, reference lines and
+//! one legend band below the panels.
+//!
+//! Text is DejaVu Sans, embedded (`native/assets/DejaVuSans.ttf`), registered
+//! as plotters' "sans-serif"; the SVG names the family, so viewers use theirs.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::Result;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{register_font, FontStyle};
+
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static FONT_INIT: Once = Once::new();
+
+fn ensure_font() {
+    FONT_INIT.call_once(|| {
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT_BYTES);
+    });
+}
+
+fn font(size: f64) -> FontDesc<'static> {
+    ("sans-serif", size).into_font()
+}
+
+/// Okabe–Ito colour-blind-safe palette (then darker variants).
+pub const PALETTE: [RGBColor; 10] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0xE6, 0x9F, 0x00),
+    RGBColor(0x56, 0xB4, 0xE9),
+    RGBColor(0x33, 0x33, 0x33),
+    RGBColor(0x80, 0x4D, 0x00),
+    RGBColor(0x00, 0x4D, 0x73),
+    RGBColor(0x8C, 0x8C, 0x00),
+];
+pub const DARK: RGBColor = RGBColor(0x33, 0x33, 0x33);
+const GRID_BOLD: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
+const GRID_LIGHT: RGBColor = RGBColor(0xF2, 0xF2, 0xF2);
+
+const TITLE_H: u32 = 40;
+const TICK_FONT: f64 = 14.0;
+const DESC_FONT: f64 = 16.0;
+const CAPTION_FONT: f64 = 17.0;
+const LEGEND_FONT: f64 = 14.0;
+const LEGEND_ROW: u32 = 22;
+const LEGEND_SAMPLE: i32 = 34;
+
+/// Marker drawn at each point of a line.
+#[derive(Clone, Copy, Debug)]
+pub enum Marker {
+    None,
+    Circle,
+    Triangle,
+    Square,
+}
+
+impl Marker {
+    pub fn nth(i: usize) -> Marker {
+        [Marker::Circle, Marker::Triangle, Marker::Square][i % 3]
+    }
+}
+
+/// One curve: points (x, y, ±error) in data units.
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub label: String,
+    pub color: RGBColor,
+    pub dashed: bool,
+    pub marker: Marker,
+    pub points: Vec<(f64, f64, Option<f64>)>,
+    /// Listed in the legend.
+    pub in_legend: bool,
+}
+
+/// One chart of a figure.
+#[derive(Clone, Debug)]
+pub struct Panel {
+    pub caption: String,
+    pub y_desc: String,
+    pub lines: Vec<Line>,
+    /// Log y-axis (when every value is positive).
+    pub log_y: bool,
+}
+
+/// The x-axis shared by the panels.
+#[derive(Clone, Debug)]
+pub enum XAxis {
+    /// Ticks at given positions with given labels (swept values).
+    Ticks {
+        desc: String,
+        ticks: Vec<(f64, String)>,
+    },
+    /// A plain numeric axis (step, epoch).
+    Numeric { desc: String },
+}
+
+/// Panels side by side (sweep figures) or stacked (time series).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Row,
+    Column,
+}
+
+/// A figure: title, x-axis, panels.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    pub title: String,
+    pub x: XAxis,
+    pub panels: Vec<Panel>,
+    pub layout: Layout,
+    /// Size of one panel in pixels.
+    pub panel_size: (u32, u32),
+}
+
+impl Figure {
+    /// Writes `stem.png` and `stem.svg`.
+    pub fn write(&self, stem: &Path) -> Result<()> {
+        ensure_font();
+        let size = self.size();
+        let png = stem.with_extension("png");
+        {
+            let root = BitMapBackend::new(&png, size).into_drawing_area();
+            self.draw(&root)?;
+            root.present()?;
+        }
+        let svg = stem.with_extension("svg");
+        {
+            let root = SVGBackend::new(&svg, size).into_drawing_area();
+            self.draw(&root)?;
+            root.present()?;
+        }
+        Ok(())
+    }
+
+    fn legend_entries(&self) -> Vec<&Line> {
+        let mut seen: Vec<&Line> = Vec::new();
+        for p in &self.panels {
+            for l in &p.lines {
+                if l.in_legend && !seen.iter().any(|s| s.label == l.label) {
+                    seen.push(l);
+                }
+            }
+        }
+        seen
+    }
+
+    /// Legend rows for a given width: entries with their widths, packed.
+    fn legend_rows(&self, width: u32) -> Vec<Vec<(&Line, u32)>> {
+        let mut rows: Vec<Vec<(&Line, u32)>> = vec![];
+        let mut used = 0;
+        for l in self.legend_entries() {
+            // ~0.55 em per character is DejaVu Sans's average advance.
+            let w = (l.label.chars().count() as f64 * LEGEND_FONT * 0.58) as u32
+                + LEGEND_SAMPLE as u32
+                + 28;
+            if rows.is_empty() || used + w > width.saturating_sub(40) {
+                rows.push(vec![]);
+                used = 0;
+            }
+            used += w;
+            rows.last_mut().expect("a row").push((l, w));
+        }
+        rows
+    }
+
+    fn size(&self) -> (u32, u32) {
+        let n = self.panels.len().max(1) as u32;
+        let (pw, ph) = self.panel_size;
+        let w = if self.layout == Layout::Row {
+            pw * n
+        } else {
+            pw
+        };
+        let legend = self.legend_rows(w).len() as u32 * LEGEND_ROW + 12;
+        let h = if self.layout == Layout::Row {
+            ph
+        } else {
+            ph * n
+        };
+        (w, TITLE_H + h + legend)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let (w, _) = root.dim_in_pixel();
+        let (title_area, rest) = root.split_vertically(TITLE_H);
+        title_area.draw(&Text::new(
+            self.title.clone(),
+            (w as i32 / 2, TITLE_H as i32 / 2 + 4),
+            TextStyle::from(font(19.0))
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+        let n = self.panels.len().max(1) as u32;
+        let body_h = match self.layout {
+            Layout::Row => self.panel_size.1,
+            Layout::Column => self.panel_size.1 * n,
+        };
+        let (body, legend) = rest.split_vertically(body_h);
+        let areas = match self.layout {
+            Layout::Row => body.split_evenly((1, n as usize)),
+            Layout::Column => body.split_evenly((n as usize, 1)),
+        };
+        let xr = self.x_range();
+        for (p, area) in self.panels.iter().zip(&areas) {
+            self.draw_panel(area, p, xr)?;
+        }
+        self.draw_legend(&legend)?;
+        Ok(())
+    }
+
+    /// The x-range of all data (and ticks), padded.
+    fn x_range(&self) -> (f64, f64) {
+        let mut xs: Vec<f64> = self
+            .panels
+            .iter()
+            .flat_map(|p| p.lines.iter().flat_map(|l| l.points.iter().map(|q| q.0)))
+            .filter(|x| x.is_finite())
+            .collect();
+        if let XAxis::Ticks { ticks, .. } = &self.x {
+            xs.extend(ticks.iter().map(|t| t.0));
+        }
+        let (lo, hi) = xs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(*x), b.max(*x))
+            });
+        if lo > hi {
+            return (0.0, 1.0);
+        }
+        let pad = if hi > lo { 0.06 * (hi - lo) } else { 0.5 };
+        (lo - pad, hi + pad)
+    }
+
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        p: &Panel,
+        xr: (f64, f64),
+    ) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let ys: Vec<f64> = p
+            .lines
+            .iter()
+            .flat_map(|l| {
+                l.points.iter().flat_map(|&(_, y, e)| {
+                    let e = e.unwrap_or(0.0);
+                    [y - e, y, y + e]
+                })
+            })
+            .filter(|y| y.is_finite())
+            .collect();
+        let log =
+            p.log_y && !ys.is_empty() && p.lines.iter().all(|l| l.points.iter().all(|q| q.1 > 0.0));
+        let tf = |v: f64| if log { v.log10() } else { v };
+        let vals: Vec<f64> = ys
+            .iter()
+            .copied()
+            .filter(|v| !log || *v > 0.0)
+            .map(tf)
+            .collect();
+        let (lo, hi) = vals
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+                (a.min(*y), b.max(*y))
+            });
+        let (lo, hi) = if lo > hi {
+            (0.0, 1.0)
+        } else if hi - lo < 1e-12 * hi.abs().max(1e-300) {
+            let d = if log { 0.3 } else { 0.1 * hi.abs().max(1e-3) };
+            (lo - d, hi + d)
+        } else {
+            let pad = 0.06 * (hi - lo);
+            (lo - pad, hi + pad)
+        };
+        let yaxis = if log {
+            TickAxis::log(lo, hi)
+        } else {
+            TickAxis::linear(lo, hi)
+        };
+        let xaxis = match &self.x {
+            XAxis::Ticks { ticks, .. } => TickAxis::custom(xr.0, xr.1, ticks.clone()),
+            XAxis::Numeric { .. } => TickAxis::linear(xr.0, xr.1),
+        };
+        let x_desc = match &self.x {
+            XAxis::Ticks { desc, .. } | XAxis::Numeric { desc } => desc.clone(),
+        };
+        let mut chart = ChartBuilder::on(area)
+            .caption(&p.caption, font(CAPTION_FONT))
+            .margin_top(6)
+            .margin_left(8)
+            .margin_right(20)
+            .margin_bottom(4)
+            .x_label_area_size(46)
+            .y_label_area_size(72)
+            .build_cartesian_2d(xaxis.clone(), yaxis.clone())?;
+        let xfmt = |v: &f64| xaxis.label(*v);
+        let yfmt = |v: &f64| yaxis.label(*v);
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(&p.y_desc)
+            .x_label_formatter(&xfmt)
+            .y_label_formatter(&yfmt)
+            .label_style(font(TICK_FONT))
+            .axis_desc_style(font(DESC_FONT))
+            .bold_line_style(GRID_BOLD)
+            .light_line_style(GRID_LIGHT)
+            .draw()?;
+        if vals.is_empty() {
+            let (w, h) = chart.plotting_area().dim_in_pixel();
+            chart.plotting_area().strip_coord_spec().draw(&Text::new(
+                "no data",
+                (w as i32 / 2, h as i32 / 2),
+                TextStyle::from(font(16.0))
+                    .color(&DARK)
+                    .pos(Pos::new(HPos::Center, VPos::Center)),
+            ))?;
+            return Ok(());
+        }
+        let (ylo, yhi) = (yaxis.lo, yaxis.hi);
+        let clamp = |v: f64| v.clamp(ylo, yhi);
+        for l in &p.lines {
+            let pts: Vec<(f64, f64)> = l
+                .points
+                .iter()
+                .filter(|q| q.0.is_finite() && q.1.is_finite() && (!log || q.1 > 0.0))
+                .map(|q| (q.0, tf(q.1)))
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let style = l.color.stroke_width(2);
+            if l.dashed {
+                chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, style))?;
+            } else {
+                chart.draw_series(LineSeries::new(pts.clone(), style))?;
+            }
+            // Error bars: ±e in value space, clipped to the axis.
+            for q in &l.points {
+                let Some(e) = q.2.filter(|e| *e > 0.0 && e.is_finite()) else {
+                    continue;
+                };
+                if !(q.0.is_finite() && q.1.is_finite()) {
+                    continue;
+                }
+                let top = clamp(tf(q.1 + e));
+                let bottom = if log && q.1 - e <= 0.0 {
+                    ylo
+                } else {
+                    clamp(tf(q.1 - e))
+                };
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(q.0, bottom), (q.0, top)],
+                    l.color.stroke_width(1),
+                )))?;
+                let cap = |y: f64| {
+                    EmptyElement::at((q.0, y))
+                        + PathElement::new(vec![(-4, 0), (4, 0)], l.color.stroke_width(1))
+                };
+                chart.draw_series([cap(bottom), cap(top)])?;
+            }
+            if pts.len() <= 60 {
+                let fill = l.color.filled();
+                match l.marker {
+                    Marker::None => {}
+                    Marker::Circle => {
+                        chart.draw_series(pts.iter().map(|&c| Circle::new(c, 4, fill)))?;
+                    }
+                    Marker::Triangle => {
+                        chart.draw_series(pts.iter().map(|&c| TriangleMarker::new(c, 5, fill)))?;
+                    }
+                    Marker::Square => {
+                        chart.draw_series(pts.iter().map(|&c| {
+                            EmptyElement::at(c) + Rectangle::new([(-4, -4), (4, 4)], fill)
+                        }))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn draw_legend<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let (w, _) = area.dim_in_pixel();
+        let style = TextStyle::from(font(LEGEND_FONT))
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        for (r, row) in self.legend_rows(w).iter().enumerate() {
+            let total: u32 = row.iter().map(|e| e.1).sum();
+            let mut x = (w.saturating_sub(total) / 2) as i32;
+            let y = 6 + r as i32 * LEGEND_ROW as i32 + LEGEND_ROW as i32 / 2;
+            for (l, ew) in row {
+                let s = l.color.stroke_width(2);
+                if l.dashed {
+                    for k in 0..3 {
+                        area.draw(&PathElement::new(
+                            vec![(x + 12 * k, y), (x + 12 * k + 8, y)],
+                            s,
+                        ))?;
+                    }
+                } else {
+                    area.draw(&PathElement::new(vec![(x, y), (x + LEGEND_SAMPLE, y)], s))?;
+                }
+                let c = (x + LEGEND_SAMPLE / 2, y);
+                let fill = l.color.filled();
+                match l.marker {
+                    Marker::None => {}
+                    Marker::Circle => area.draw(&Circle::new(c, 4, fill))?,
+                    Marker::Triangle => area.draw(&TriangleMarker::new(c, 5, fill))?,
+                    Marker::Square => area.draw(&Rectangle::new(
+                        [(c.0 - 4, c.1 - 4), (c.0 + 4, c.1 + 4)],
+                        fill,
+                    ))?,
+                }
+                area.draw(&Text::new(
+                    l.label.clone(),
+                    (x + LEGEND_SAMPLE + 8, y),
+                    style.clone(),
+                ))?;
+                x += *ew as i32;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An axis with our own ticks, linear in plotted units (log10 on a log axis).
+#[derive(Clone, Debug)]
+pub struct TickAxis {
+    pub lo: f64,
+    pub hi: f64,
+    major: Vec<f64>,
+    minor: Vec<f64>,
+    labels: Vec<String>,
+    log: bool,
+}
+
+impl TickAxis {
+    /// Ticks at the given positions, labelled as given.
+    pub fn custom(lo: f64, hi: f64, ticks: Vec<(f64, String)>) -> TickAxis {
+        TickAxis {
+            lo,
+            hi,
+            major: ticks.iter().map(|t| t.0).collect(),
+            labels: ticks.into_iter().map(|t| t.1).collect(),
+            minor: vec![],
+            log: false,
+        }
+    }
+
+    /// About five "nice" ticks (1, 2, 2.5, 5 × 10^k apart).
+    pub fn linear(lo: f64, hi: f64) -> TickAxis {
+        let step = nice_step(hi - lo, 5);
+        let major = multiples(lo, hi, step);
+        let labels = major.iter().map(|v| fmt_tick(*v, step)).collect();
+        TickAxis {
+            lo,
+            hi,
+            major,
+            minor: multiples(lo, hi, step / 2.0),
+            labels,
+            log: false,
+        }
+    }
+
+    /// A log10 axis over [lo, hi] (in decades): decade ticks, or 1-2-5 ticks
+    /// over less than two decades, or linear ticks over less than a factor ~3.
+    pub fn log(lo: f64, hi: f64) -> TickAxis {
+        let in_range = |t: f64| t >= lo - 1e-9 && t <= hi + 1e-9;
+        let (d0, d1) = (lo.floor() as i32, hi.ceil() as i32);
+        let ticks = |ms: &[f64]| -> Vec<f64> {
+            (d0..=d1)
+                .flat_map(|d| ms.iter().map(move |m| m * 10f64.powi(d)))
+                .filter(|v| in_range(v.log10()))
+                .collect()
+        };
+        let decades = ticks(&[1.0]);
+        let (major, minor) = if decades.len() >= 3 {
+            (decades, ticks(&[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]))
+        } else {
+            (
+                ticks(&[1.0, 2.0, 5.0]),
+                ticks(&[3.0, 4.0, 6.0, 7.0, 8.0, 9.0]),
+            )
+        };
+        if major.len() < 2 {
+            let (vlo, vhi) = (10f64.powf(lo), 10f64.powf(hi));
+            let step = nice_step(vhi - vlo, 4);
+            let major: Vec<f64> = multiples(vlo, vhi, step)
+                .into_iter()
+                .filter(|v| *v > 0.0)
+                .collect();
+            return TickAxis {
+                lo,
+                hi,
+                labels: major.iter().map(|v| fmt_tick(*v, step)).collect(),
+                major: major.iter().map(|v| v.log10()).collect(),
+                minor: vec![],
+                log: true,
+            };
+        }
+        TickAxis {
+            lo,
+            hi,
+            labels: major.iter().map(|v| fmt_tick(*v, *v)).collect(),
+            major: major.iter().map(|v| v.log10()).collect(),
+            minor: minor.iter().map(|v| v.log10()).collect(),
+            log: true,
+        }
+    }
+
+    /// The label of the tick at `t`.
+    pub fn label(&self, t: f64) -> String {
+        let tol = 1e-9 * (self.hi - self.lo).abs().max(1e-12);
+        match self.major.iter().position(|m| (m - t).abs() <= tol) {
+            Some(i) => self.labels[i].clone(),
+            None => {
+                let v = if self.log { 10f64.powf(t) } else { t };
+                fmt_tick(v, v.abs())
+            }
+        }
+    }
+}
+
+impl Ranged for TickAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let frac = (v - self.lo) / (self.hi - self.lo);
+        let len = (limit.1 - limit.0) as f64;
+        if !frac.is_finite() {
+            return if frac > 0.0 { limit.1 } else { limit.0 };
+        }
+        limit.0 + (len * frac).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            self.minor.clone()
+        } else {
+            self.major.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+/// About `span / target`, rounded to 1, 2, 2.5 or 5 times a power of ten.
+fn nice_step(span: f64, target: usize) -> f64 {
+    let raw = span / target.max(1) as f64;
+    if !(raw > 0.0 && raw.is_finite()) {
+        return 1.0;
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    let m = raw / mag;
+    let nice = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .find(|n| m <= *n)
+        .unwrap_or(10.0);
+    nice * mag
+}
+
+/// The multiples of `step` in [lo, hi].
+fn multiples(lo: f64, hi: f64, step: f64) -> Vec<f64> {
+    let mut out = vec![];
+    let mut k = (lo / step - 1e-9).ceil();
+    while k * step <= hi + step * 1e-9 && out.len() < 200 {
+        let v = k * step;
+        out.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
+        k += 1.0;
+    }
+    out
+}
+
+/// A tick label: as many decimals as `step` needs; 1e-4 style when tiny or huge.
+pub fn fmt_tick(v: f64, step: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.2e}");
+        // 1.00e-4 → 1e-4, 2.50e5 → 2.5e5
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let m = m.trim_end_matches('0').trim_end_matches('.');
+        return format!("{m}e{e}");
+    }
+    let decimals = if step > 0.0 && step.is_finite() {
+        (-(step.log10().floor()) as i32 + 1).clamp(0, 6) as usize
+    } else {
+        3
+    };
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels() {
+        assert_eq!(fmt_tick(0.1, 0.05), "0.1");
+        assert_eq!(fmt_tick(0.25, 0.05), "0.25");
+        assert_eq!(fmt_tick(5e-4, 5e-4), "5e-4");
+        assert_eq!(fmt_tick(200.0, 50.0), "200");
+        assert_eq!(fmt_tick(250000.0, 1.0), "2.5e5");
+        let ax = TickAxis::log(-2.2, 0.5);
+        assert!(ax.major.len() >= 2, "{:?}", ax.major);
+        let ax = TickAxis::log(0.35, 0.37);
+        assert!(ax.major.len() >= 2, "{:?}", ax.major);
+        let ax = TickAxis::linear(-0.5, 10.0);
+        assert!(ax.major.contains(&0.0));
+    }
+}

@@ -1,0 +1,622 @@
+//! End-to-end tests of `curvlab sweep` and `curvlab report`: expansion is
+//! deterministic and as specified, `--index` runs exactly one run, a re-run
+//! skips finished runs, the Slurm script is complete, bad input is one error
+//! line, and the report's figures and rank correlations (checked against
+//! hand-computed values) come out of one command.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_curvlab"));
+    c.env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("CURVLAB_DATA");
+    c
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("curvlab-sweep-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn cifar_dir() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10-5k");
+    assert!(
+        p.join("data_batch_1.bin").is_file(),
+        "real data missing at {}",
+        p.display()
+    );
+    p
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("curvlab runs")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "curvlab failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A failure printed exactly one line, "curvlab: …", mentioning `needle`.
+fn one_line_error(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected a failure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+    assert!(lines[0].starts_with("curvlab: "), "{stderr}");
+    assert!(
+        !lines[0].contains("panicked") && !lines[0].contains("internal error"),
+        "{stderr}"
+    );
+    assert!(lines[0].contains(needle), "'{needle}' not in: {stderr}");
+}
+
+/// A sweep of tiny MLP runs on small synthetic data: 2 × 2 settings × 2 seeds.
+const SWEEP: &str = r#"
+name = "mini"
+description = "test sweep"
+trials = 2
+[base]
+steps = 12
+measure_every = 6
+[base.data]
+kind = "synthetic"
+n_train = 64
+n_test = 64
+[base.model]
+hidden = [16]
+[base.measure]
+samples = 64
+chunk = 64
+gauss_newton = false
+[axes]
+"optim.lr" = [0.05, 0.2]
+"loss.target_scale" = [1.0, 2.0]
+[scales.tiny]
+trials = 1
+axes = { "loss.target_scale" = [1.0] }
+"#;
+
+fn write_sweep(dir: &Path) -> PathBuf {
+    let p = dir.join("mini.toml");
+    std::fs::write(&p, SWEEP).unwrap();
+    p
+}
+
+fn plan_json(file: &Path, extra: &[&str]) -> Value {
+    let out = run(bin()
+        .args(["sweep", "plan"])
+        .arg(file)
+        .arg("--json")
+        .args(extra));
+    serde_json::from_str(&ok(&out)).unwrap()
+}
+
+#[test]
+fn expansion_is_deterministic_and_as_specified() {
+    let d = tmp("plan");
+    let f = write_sweep(&d);
+    let a = plan_json(&f, &[]);
+    let b = plan_json(&f, &[]);
+    assert_eq!(a, b, "two expansions differ");
+    let runs = a["runs"].as_array().unwrap();
+    // Grid in file order (first axis slowest), seeds fastest.
+    let dirs: Vec<&str> = runs.iter().map(|r| r["dir"].as_str().unwrap()).collect();
+    assert_eq!(
+        dirs,
+        [
+            "optim.lr=0.05,loss.target_scale=1,seed=0",
+            "optim.lr=0.05,loss.target_scale=1,seed=1",
+            "optim.lr=0.05,loss.target_scale=2,seed=0",
+            "optim.lr=0.05,loss.target_scale=2,seed=1",
+            "optim.lr=0.2,loss.target_scale=1,seed=0",
+            "optim.lr=0.2,loss.target_scale=1,seed=1",
+            "optim.lr=0.2,loss.target_scale=2,seed=0",
+            "optim.lr=0.2,loss.target_scale=2,seed=1",
+        ]
+    );
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r["index"], i);
+        let c = &r["config"];
+        assert_eq!(c["optim"]["lr"], if i < 4 { 0.05 } else { 0.2 });
+        assert_eq!(c["loss"]["target_scale"], if i % 4 < 2 { 1.0 } else { 2.0 });
+        assert_eq!(c["seed"], i % 2);
+        // The base reaches every run; the rest are RunConfig's defaults.
+        assert_eq!(c["steps"], 12);
+        assert_eq!(c["model"]["hidden"], json!([16]));
+        assert_eq!(c["data"]["n_train"], 64);
+        assert_eq!(c["measure"]["gauss_newton"], false);
+    }
+    assert_eq!(runs[5]["settings"][0]["path"], "optim.lr");
+    assert_eq!(runs[5]["settings"][0]["level"], 1);
+
+    // A scale replaces an axis's values and the trials; --set reaches every run.
+    let t = plan_json(&f, &["--scale", "tiny", "--set", "measure.samples=32"]);
+    let dirs: Vec<&str> = t["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dir"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dirs,
+        [
+            "optim.lr=0.05,loss.target_scale=1,seed=0",
+            "optim.lr=0.2,loss.target_scale=1,seed=0"
+        ]
+    );
+    assert_eq!(t["runs"][1]["config"]["measure"]["samples"], 32);
+
+    // The table lists index, status and directory.
+    let text = ok(&run(bin()
+        .args(["sweep", "plan"])
+        .arg(&f)
+        .arg("--out")
+        .arg(&d)));
+    assert!(text.contains("8 runs, 0 finished"), "{text}");
+    assert!(
+        text.contains("7  -         optim.lr=0.2,loss.target_scale=2,seed=1"),
+        "{text}"
+    );
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+#[test]
+fn index_runs_one_run_and_reruns_skip_finished_runs() {
+    let d = tmp("run");
+    let f = write_sweep(&d);
+    let out = d.join("out");
+    let o = run(bin()
+        .args(["sweep", "run"])
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .args(["--index", "5", "--quiet"]));
+    ok(&o);
+    // Exactly one run directory, finished, with its configuration.
+    let entries: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    let mut entries = entries;
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            "optim.lr=0.2,loss.target_scale=1,seed=1",
+            "sweep.json",
+            "sweep.toml"
+        ]
+    );
+    let rd = out.join("optim.lr=0.2,loss.target_scale=1,seed=1");
+    assert!(rd.join("summary.json").is_file());
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(rd.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["optim"]["lr"], 0.2);
+    assert_eq!(cfg["seed"], 1);
+    let rows = std::fs::read_to_string(rd.join("metrics.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "steps 0, 6, 12");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(manifest["runs"].as_array().unwrap().len(), 8);
+
+    // Again: skipped, nothing rewritten.
+    let before = mtime(&rd.join("summary.json"));
+    let o = run(bin()
+        .args(["sweep", "run"])
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .args(["--index", "5", "--quiet"]));
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already finished"));
+    assert_eq!(mtime(&rd.join("summary.json")), before);
+
+    // The index from Slurm's environment.
+    let o = run(bin()
+        .args(["sweep", "run"])
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .env("SLURM_ARRAY_TASK_ID", "0"));
+    ok(&o);
+    assert!(out
+        .join("optim.lr=0.05,loss.target_scale=1,seed=0/summary.json")
+        .is_file());
+
+    // --all does the six others and skips the two finished ones.
+    let o = run(bin()
+        .args(["sweep", "run"])
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .args(["--all", "--quiet"]));
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("already finished").count(), 2, "{err}");
+    assert_eq!(err.matches(" starting: ").count(), 6, "{err}");
+    assert_eq!(mtime(&rd.join("summary.json")), before);
+    let plan = ok(&run(bin()
+        .args(["sweep", "plan"])
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)));
+    assert!(plan.contains("8 runs, 8 finished"), "{plan}");
+
+    // The same directory with another sweep is refused.
+    let other = d.join("other.toml");
+    std::fs::write(&other, SWEEP.replace("steps = 12", "steps = 13")).unwrap();
+    let o = run(bin()
+        .args(["sweep", "run"])
+        .arg(&other)
+        .arg("--out")
+        .arg(&out)
+        .args(["--index", "0"]));
+    one_line_error(&o, "choose another --out");
+
+    // And the report of the whole sweep.
+    let o = run(bin().arg("report").arg(&out));
+    let text = ok(&o);
+    assert!(text.contains("8 finished"), "{text}");
+    for f in [
+        "sweep.png",
+        "sweep.svg",
+        "timeseries.png",
+        "timeseries.svg",
+        "correlations.md",
+        "correlations.csv",
+        "runs.csv",
+        "report.md",
+    ] {
+        let p = out.join("report").join(f);
+        assert!(p.is_file(), "{} missing", p.display());
+    }
+    let png = std::fs::read(out.join("report/sweep.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let svg = std::fs::read_to_string(out.join("report/sweep.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("learning rate η"));
+}
+
+#[test]
+fn slurm_script_is_complete() {
+    let d = tmp("slurm");
+    let f = write_sweep(&d);
+    let out = d.join("out");
+    let o = run(bin()
+        .args(["sweep", "slurm"])
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--gpus",
+            "1",
+            "--time",
+            "02:00:00",
+            "--mem",
+            "8G",
+            "--partition",
+            "gpu",
+            "--max-parallel",
+            "3",
+            "--sbatch=--qos=long",
+        ]));
+    let text = ok(&o);
+    let script_path = out.join("slurm.sbatch");
+    assert!(text.contains("sbatch"), "{text}");
+    let s = std::fs::read_to_string(&script_path).unwrap();
+    for line in [
+        "#!/bin/bash",
+        "#SBATCH --array=0-7%3",
+        "#SBATCH --gpus=1",
+        "#SBATCH --time=02:00:00",
+        "#SBATCH --mem=8G",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --qos=long",
+        "#SBATCH --job-name=curvlab-mini-paper",
+    ] {
+        assert!(s.lines().any(|l| l == line), "no '{line}' in:\n{s}");
+    }
+    let log_dir = std::path::absolute(&out).unwrap().join("logs");
+    assert!(s.contains(&format!("#SBATCH --output={}/%A_%a.log", log_dir.display())));
+    assert!(log_dir.is_dir());
+    let exec = s.lines().find(|l| l.starts_with("exec ")).unwrap();
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_curvlab")).unwrap();
+    assert!(
+        exec.starts_with(&format!("exec {} sweep run ", exe.display())),
+        "{exec}"
+    );
+    assert!(exec.contains(&std::path::absolute(&f).unwrap().display().to_string()));
+    assert!(
+        exec.contains("--backend wgpu") && exec.contains("--scale paper"),
+        "{exec}"
+    );
+    assert!(out.join("sweep.json").is_file());
+}
+
+#[test]
+fn bad_input_is_one_error_line() {
+    let d = tmp("errors");
+    let f = write_sweep(&d);
+    let bad = d.join("bad.toml");
+    std::fs::write(
+        &bad,
+        SWEEP.replace("\"optim.lr\"", "\"optim.learning_rate\""),
+    )
+    .unwrap();
+    one_line_error(
+        &run(bin().args(["sweep", "plan"]).arg(&bad)),
+        "optim.learning_rate",
+    );
+    std::fs::write(&bad, SWEEP.replace("[axes]", "[axes\n")).unwrap();
+    one_line_error(&run(bin().args(["sweep", "plan"]).arg(&bad)), "bad.toml");
+    std::fs::write(&bad, SWEEP.replace("trials = 2", "trials = 0")).unwrap();
+    one_line_error(&run(bin().args(["sweep", "plan"]).arg(&bad)), "trials");
+    one_line_error(
+        &run(bin().args(["sweep", "plan", "nosuch"])),
+        "neither a sweep file nor a preset",
+    );
+    one_line_error(
+        &run(bin()
+            .args(["sweep", "plan"])
+            .arg(&f)
+            .args(["--scale", "huge"])),
+        "no scale 'huge'",
+    );
+    one_line_error(
+        &run(bin()
+            .args(["sweep", "run"])
+            .arg(&f)
+            .arg("--out")
+            .arg(d.join("o"))),
+        "--index",
+    );
+    one_line_error(
+        &run(bin()
+            .args(["sweep", "run"])
+            .arg(&f)
+            .arg("--out")
+            .arg(d.join("o"))
+            .args(["--index", "99"])),
+        "out of range",
+    );
+    one_line_error(
+        &run(bin()
+            .args(["sweep", "run"])
+            .arg(&f)
+            .arg("--out")
+            .arg(d.join("o"))
+            .env("SLURM_ARRAY_TASK_ID", "x")),
+        "SLURM_ARRAY_TASK_ID",
+    );
+    // A preset on CIFAR without a data directory.
+    one_line_error(
+        &run(bin().args(["sweep", "run", "fig1", "--scale", "tiny", "--index", "0"])),
+        "pass --data DIR or set CURVLAB_DATA",
+    );
+    one_line_error(
+        &run(bin().args([
+            "sweep",
+            "run",
+            "fig1",
+            "--index",
+            "0",
+            "--data",
+            "/no/such/dir",
+        ])),
+        "/no/such/dir",
+    );
+    one_line_error(
+        &run(bin()
+            .args(["sweep", "plan"])
+            .arg(&f)
+            .args(["--set", "optim.lr=0.1"])),
+        "axis",
+    );
+    one_line_error(
+        &run(bin().arg("report").arg(d.join("nothing"))),
+        "no such directory",
+    );
+    one_line_error(&run(bin().arg("report").arg(&d)), "no sweep.json");
+}
+
+/// Writes a finished run directory by hand with the given final values.
+fn hand_run(dir: &Path, cfg: &Value, finals: &[(f64, f64, f64)], status: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let mut text = String::new();
+    for (i, (gap, sharp, jac)) in finals.iter().enumerate() {
+        let row = json!({
+            "step": 10 * i, "epoch": i as f64, "lr": 0.1, "two_over_lr": 20.0,
+            "train_loss": 0.1, "train_loss_kl": 0.1 / (i + 1) as f64, "test_loss": 0.1 + gap,
+            "test_loss_kl": 0.1 + gap, "gen_gap": gap, "sharpness": sharp,
+            "jac_softmax_max": jac, "train_acc": 0.9, "test_acc": 0.8,
+            "n": 10, "bn_mode": "none", "diverged": status == "diverged", "wall_s": 1.0,
+        });
+        text += &format!("{row}\n");
+    }
+    std::fs::write(dir.join("metrics.jsonl"), text).unwrap();
+    if status != "unfinished" {
+        std::fs::write(
+            dir.join("summary.json"),
+            json!({"diverged": status == "diverged"}).to_string(),
+        )
+        .unwrap();
+    }
+}
+
+/// Report on hand-made runs whose final values give known rank correlations.
+///
+/// Five finished runs, final (gap, sharpness, jac):
+/// gap = 0.1, 0.2, 0.3, 0.4, 0.5; sharpness = 1, 3, 2, 5, 4; jac = 5, 4, 3, 2, 1.
+/// Sharpness: ranks d = 0, −1, 1, −1, 1, Σd² = 4, ρ = 1 − 6·4/(5·24) = 0.8;
+/// of 10 pairs, 2 discordant ((2,3), (4,5)): τ = (8 − 2)/10 = 0.6.
+/// Jacobian: reversed, ρ = τ = −1. A diverged, an unfinished and a missing run
+/// are listed and left out (n = 5).
+#[test]
+fn report_correlations_match_hand_computed_values() {
+    let d = tmp("report");
+    let sweep = d.join("s.toml");
+    std::fs::write(
+        &sweep,
+        r#"
+name = "hand"
+[base]
+steps = 20
+[axes]
+"optim.lr" = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
+"#,
+    )
+    .unwrap();
+    let m = plan_json(&sweep, &[]);
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("sweep.json"), m.to_string()).unwrap();
+    let runs = m["runs"].as_array().unwrap();
+    let sharp = [1.0, 3.0, 2.0, 5.0, 4.0];
+    let jac = [5.0, 4.0, 3.0, 2.0, 1.0];
+    for i in 0..5 {
+        let gap = 0.1 * (i + 1) as f64;
+        // Earlier rows with other values: only the last row counts.
+        hand_run(
+            &out.join(runs[i]["dir"].as_str().unwrap()),
+            &runs[i]["config"],
+            &[(9.0, 9.0, 9.0), (gap, sharp[i], jac[i])],
+            "finished",
+        );
+    }
+    hand_run(
+        &out.join(runs[5]["dir"].as_str().unwrap()),
+        &runs[5]["config"],
+        &[(100.0, 100.0, 100.0)],
+        "diverged",
+    );
+    hand_run(
+        &out.join(runs[6]["dir"].as_str().unwrap()),
+        &runs[6]["config"],
+        &[(-5.0, 100.0, 100.0)],
+        "unfinished",
+    );
+    let text = ok(&run(bin().arg("report").arg(&out)));
+    assert!(
+        text.contains("5 finished") && text.contains("1 diverged") && text.contains("1 unfinished"),
+        "{text}"
+    );
+    let csv = std::fs::read_to_string(out.join("report/correlations.csv")).unwrap();
+    let row = |q: &str| -> (usize, f64, f64) {
+        let l = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("all runs,{q},")))
+            .unwrap_or_else(|| panic!("no {q} row in {csv}"));
+        let f: Vec<&str> = l.split(',').collect();
+        (
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+            f[4].parse().unwrap(),
+        )
+    };
+    let (n, rho, tau) = row("sharpness");
+    assert_eq!(n, 5);
+    assert!((rho - 0.8).abs() < 1e-12, "ρ = {rho}");
+    assert!((tau - 0.6).abs() < 1e-12, "τ = {tau}");
+    let (n, rho, tau) = row("jac_softmax_max");
+    assert_eq!(n, 5);
+    assert!((rho + 1.0).abs() < 1e-12 && (tau + 1.0).abs() < 1e-12);
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(
+        md.contains("| all runs | sharpness λ_max (Hessian) | 5 | 0.800 | 0.600 |"),
+        "{md}"
+    );
+    assert!(md.contains("diverged (last row at step 0)"), "{md}");
+    assert!(md.contains("unfinished (1 rows, last at step 0)"), "{md}");
+    assert!(md.contains("not started"), "{md}");
+    for f in ["sweep.png", "sweep.svg", "timeseries.png", "timeseries.svg"] {
+        assert!(out.join("report").join(f).is_file(), "{f}");
+    }
+    // lr spans a factor 50: a log axis.
+    let svg = std::fs::read_to_string(out.join("report/sweep.svg")).unwrap();
+    assert!(svg.contains("log scale"));
+    let runs_csv = std::fs::read_to_string(out.join("report/runs.csv")).unwrap();
+    assert_eq!(runs_csv.lines().count(), 9);
+    assert!(runs_csv.contains(",not started,"));
+}
+
+/// Every preset expands at every scale (on the real CIFAR-10 directory).
+#[test]
+fn presets_expand_at_every_scale() {
+    let data = cifar_dir();
+    let list = ok(&run(bin().args(["sweep", "presets"])));
+    for p in ["fig1", "fig2", "fig3", "fig4", "fig5", "appc2"] {
+        assert!(list.contains(p), "{list}");
+        for scale in ["paper", "small", "tiny"] {
+            let out = run(bin()
+                .args(["sweep", "plan", p, "--json", "--scale", scale, "--data"])
+                .arg(&data));
+            let m: Value = serde_json::from_str(&ok(&out)).unwrap();
+            let runs = m["runs"].as_array().unwrap();
+            assert!(!runs.is_empty());
+            if scale == "paper" {
+                assert_eq!(m["seeds"].as_array().unwrap().len(), 5, "{p}");
+            }
+            for r in runs {
+                assert_eq!(r["config"]["data"]["kind"], "cifar", "{p}");
+            }
+        }
+    }
+    // The paper's numbers: Fig. 1 is VGG11, full-batch GD at η = 0.08.
+    let m = plan_json(Path::new("fig1"), &["--data", data.to_str().unwrap()]);
+    let c = &m["runs"][0]["config"];
+    assert_eq!(c["model"]["kind"], "vgg11");
+    assert_eq!(c["optim"]["lr"], 0.08);
+    assert_eq!(c["optim"]["batch_size"], 0);
+    assert_eq!(c["loss"]["kind"], "crossentropy");
+    // The printed preset is a sweep file that plans the same runs.
+    let d = tmp("presets");
+    let text = ok(&run(bin().args(["sweep", "presets", "fig5"])));
+    std::fs::write(d.join("fig5.toml"), text).unwrap();
+    let a = plan_json(&d.join("fig5.toml"), &["--data", data.to_str().unwrap()]);
+    let b = plan_json(Path::new("fig5"), &["--data", data.to_str().unwrap()]);
+    assert_eq!(a["runs"], b["runs"]);
+}
+
+/// A preset at `tiny` scale runs on the CPU and its report has the figures
+/// and the correlation table.
+#[test]
+fn tiny_preset_runs_and_reports() {
+    let data = cifar_dir();
+    let d = tmp("tiny");
+    let out = d.join("fig1");
+    let t = std::time::Instant::now();
+    ok(&run(bin()
+        .args([
+            "sweep", "run", "fig1", "--scale", "tiny", "--all", "--quiet", "--out",
+        ])
+        .arg(&out)
+        .env("CURVLAB_DATA", &data)));
+    eprintln!("fig1 at tiny scale: {:.0} s", t.elapsed().as_secs_f64());
+    let text = ok(&run(bin().arg("report").arg(&out)));
+    assert!(text.contains("2 finished"), "{text}");
+    for f in [
+        "sweep.png",
+        "sweep.svg",
+        "timeseries.png",
+        "timeseries.svg",
+        "correlations.md",
+        "correlations.csv",
+    ] {
+        assert!(out.join("report").join(f).is_file(), "{f}");
+    }
+}
