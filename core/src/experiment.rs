@@ -110,6 +110,19 @@ pub enum ModelKind {
     Resnet18,
 }
 
+impl ModelKind {
+    /// The name used in messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "MLP",
+            ModelKind::Cnn => "CNN",
+            ModelKind::Vgg11 => "VGG11",
+            ModelKind::Vgg11Bn => "VGG11-BN",
+            ModelKind::Resnet18 => "ResNet18",
+        }
+    }
+}
+
 /// Model settings; input size and classes come from the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -151,8 +164,10 @@ impl ModelConfig {
             kind => {
                 let &[c, h, w] = data.input_shape.as_slice() else {
                     return Err(Error::Shape(format!(
-                        "a {kind:?} model needs image inputs [c, h, w]; {} has inputs of shape {:?}",
-                        data.name, data.input_shape
+                        "a {} needs image inputs [c, h, w]; {} has inputs of shape {:?}",
+                        kind.display_name(),
+                        data.name,
+                        data.input_shape
                     )));
                 };
                 let (in_channels, height, width, classes) = (c, h, w, data.classes);

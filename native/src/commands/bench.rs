@@ -25,11 +25,12 @@ use curvlab::hvp::{HessianOperator, HvpConfig};
 use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
 use curvlab::loss::LossConfig;
-use curvlab::models::{Activation, Architecture, Model};
+use curvlab::models::{Activation, Architecture, Bn, BnMode, Model};
 use curvlab::objective::{loss_and_gradient, Sample};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_hessian_eigenvalues, SharpnessConfig};
 use curvlab::train::{OptimConfig, Trainer};
+use curvlab::Block;
 use serde_json::{json, Map, Value};
 
 use crate::cli::BenchArgs;
@@ -40,13 +41,17 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Median wall time of `f` in milliseconds over `repeats` runs after one warm-up.
-fn time_ms(device: &Device, repeats: usize, mut f: impl FnMut()) -> Result<f64> {
-    f();
+fn time_ms(
+    device: &Device,
+    repeats: usize,
+    mut f: impl FnMut() -> curvlab::Result<()>,
+) -> Result<f64> {
+    f()?;
     backend::sync(device)?;
     let mut ts = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         let t0 = Instant::now();
-        f();
+        f()?;
         backend::sync(device)?;
         ts.push(t0.elapsed().as_secs_f64() * 1e3);
     }
@@ -116,20 +121,28 @@ fn workload(
         batch,
         0,
     )?;
-    let train_ms = time_ms(device, r, || {
-        trainer.step();
-    })?;
+    let train_ms = time_ms(device, r, || trainer.step().block().map(|_| ()))?;
     let grad_ms = time_ms(device, r, || {
-        let _ = loss_and_gradient(&model.arch, &model.params, &sample, &loss, None);
+        loss_and_gradient(
+            &model.arch,
+            &model.params,
+            &sample,
+            &loss,
+            None,
+            &mut Bn::Batch,
+        )
+        .block()
+        .map(|_| ())
     })?;
     let hvp_cfg = HvpConfig::default();
-    let mut op = HessianOperator::new(&model.arch, &model.params, &sample, &loss, &hvp_cfg);
+    let mut op = HessianOperator::new(&model, BnMode::Train, &sample, &loss, &hvp_cfg).block()?;
     let v = curvlab::objective::unflatten_from_host(
         &Rng::new(1).unit_vector(arch.num_params()),
         &model.params,
     );
     let hvp_ms = time_ms(device, r, || {
         let _ = op.apply_tensors(&v);
+        Ok(())
     })?;
     out.insert(key("train_step_ms"), json!(train_ms));
     out.insert(key("grad_ms"), json!(grad_ms));
@@ -149,7 +162,7 @@ fn workload(
         0,
     )?;
     for _ in 0..50 {
-        gd.step();
+        gd.step().block()?;
     }
     let cfg = SharpnessConfig {
         lanczos: LanczosConfig {
@@ -160,21 +173,15 @@ fn workload(
         },
         hvp: hvp_cfg,
         seed: 0,
+        bn_mode: BnMode::Train,
     };
     let t0 = Instant::now();
-    let cold =
-        top_hessian_eigenvalues(&gd.model.arch, &gd.model.params, &sample, &loss, &cfg, None);
+    let cold = top_hessian_eigenvalues(&gd.model, &sample, &loss, &cfg, None).block()?;
     let cold_ms = t0.elapsed().as_secs_f64() * 1e3;
-    gd.step();
+    gd.step().block()?;
     let t0 = Instant::now();
-    let warm = top_hessian_eigenvalues(
-        &gd.model.arch,
-        &gd.model.params,
-        &sample,
-        &loss,
-        &cfg,
-        Some(&cold.vectors[0]),
-    );
+    let warm =
+        top_hessian_eigenvalues(&gd.model, &sample, &loss, &cfg, Some(&cold.vectors[0])).block()?;
     let warm_ms = t0.elapsed().as_secs_f64() * 1e3;
     out.insert(key("lanczos_cold_hvps"), json!(cold.products));
     out.insert(key("lanczos_cold_ms"), json!(cold_ms));
@@ -186,11 +193,21 @@ fn workload(
     let big = Sample::new(&data.first(1000), &loss, 1000, device)?;
     let mut jmax = 0.0;
     let jac_ms = time_ms(device, r.clamp(1, 3), || {
-        let j = jacobian_spectral_norms(&model.arch, &model.params, &big);
+        let j = jacobian_spectral_norms(&model, &big).block()?;
         jmax = j.softmax.iter().cloned().fold(0.0, f64::max);
+        Ok(())
     })?;
     let grad1000_ms = time_ms(device, r.clamp(1, 3), || {
-        let _ = loss_and_gradient(&model.arch, &model.params, &big, &loss, None);
+        loss_and_gradient(
+            &model.arch,
+            &model.params,
+            &big,
+            &loss,
+            None,
+            &mut Bn::Batch,
+        )
+        .block()
+        .map(|_| ())
     })?;
     out.insert(key("jacobian_ms_per_1000"), json!(jac_ms));
     out.insert(key("jacobian_max"), json!(jmax));

@@ -10,6 +10,7 @@ use curvlab::bound::{
 use curvlab::data::cifar::{self, CifarOptions};
 use curvlab::data::synthetic::{self, SyntheticConfig};
 use curvlab::loss::LossConfig;
+use curvlab::Block;
 use serde_json::json;
 
 use crate::cli::{DataBoundArgs, DeltaArgs, Domain};
@@ -68,7 +69,7 @@ pub fn data(a: DataBoundArgs) -> Result<()> {
     if a.ell.is_nan() || a.ell < 0.0 {
         anyhow::bail!("--ell must be ≥ 0");
     }
-    let ic = min_interclass_distance(&subset, &device)?;
+    let ic = min_interclass_distance(&subset, &device).block()?;
     let gap = loss.target_gap();
     println!(
         "{}",

@@ -9,6 +9,7 @@ use curvlab::loss::LossConfig;
 use curvlab::measure::{MeasureConfig, Measurer};
 use curvlab::record::MetricsRow;
 use curvlab::sharpness::SharpnessConfig;
+use curvlab::Block;
 use serde_json::json;
 
 use crate::cli::MeasureArgs;
@@ -60,9 +61,9 @@ pub fn measure(a: MeasureArgs) -> Result<()> {
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    let mut m = Measurer::new(&train, None, &loss, &cfg, &device)?;
+    let mut m = Measurer::new(&train, None, &loss, &cfg, &device).block()?;
     let mut row = MetricsRow::default();
-    m.measure(&model, &mut row);
+    m.measure(&model, &mut row).block()?;
     let out = json!({
         "loss": row.train_loss,
         "loss_kl": row.train_loss_kl,
