@@ -63,6 +63,10 @@ pub enum Act {
 pub enum ModelFamily {
     Mlp,
     Cnn,
+    Vgg11,
+    #[value(name = "vgg11_bn")]
+    Vgg11Bn,
+    Resnet18,
 }
 
 #[derive(Args, Debug)]
@@ -115,6 +119,9 @@ pub struct RunArgs {
     /// CNN channels per conv block, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub channels: Option<Vec<usize>>,
+    /// VGG11 / ResNet18 base width (64 = the paper's network; channels scale as width/64).
+    #[arg(long)]
+    pub width: Option<usize>,
     /// Nonlinearity.
     #[arg(long, value_enum)]
     pub activation: Option<Act>,
@@ -166,6 +173,55 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Continue the run in --out from its checkpoint (with no --config: from its config.json).
+    #[arg(long)]
+    pub resume: bool,
+    /// Train for this many epochs (overrides --steps).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Write a checkpoint every K steps (and always when the run stops).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// Step schedule: milestones as fractions of the run, comma-separated (e.g. 0.5,0.75).
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Option<Vec<f64>>,
+    /// Step schedule: decay factor at each milestone [default: 0.1].
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// Linear warm-up over this fraction of the run.
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// SAM radius ρ (0 = off).
+    #[arg(long)]
+    pub sam_rho: Option<f64>,
+    /// Random crop with this many pixels of padding (0 = off; the paper uses 4).
+    #[arg(long)]
+    pub crop: Option<usize>,
+    /// Random horizontal flips.
+    #[arg(long)]
+    pub flip: bool,
+    /// Mixup α (0 = off).
+    #[arg(long)]
+    pub mixup_alpha: Option<f64>,
+    /// BatchNorm statistics of the measured Hessian: train (batch statistics per chunk) or eval.
+    #[arg(long, value_enum)]
+    pub bn_mode: Option<BnModeArg>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Schedule {
+    Constant,
+    Step,
+    Cosine,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BnModeArg {
+    Train,
+    Eval,
 }
 
 #[derive(Args, Debug)]

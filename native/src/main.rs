@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod plot;
 mod report;
+mod signals;
 mod sweep;
 
 use clap::Parser;
