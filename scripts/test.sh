@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+scripts/slurm-setup.sh && export CURVLAB_REQUIRE_SLURM=1  # the real Slurm test (tests/slurm.rs) must run, not skip
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -608,7 +608,15 @@ fn tiny_preset_runs_and_reports() {
         .env("CURVLAB_DATA", &data)));
     eprintln!("fig1 at tiny scale: {:.0} s", t.elapsed().as_secs_f64());
     let text = ok(&run(bin().arg("report").arg(&out)));
-    assert!(text.contains("2 finished"), "{text}");
+    assert!(text.contains("3 finished"), "{text}");
+    // Three settings: the rank correlations are numbers.
+    let csv = std::fs::read_to_string(out.join("report/correlations.csv")).unwrap();
+    let sharp = csv
+        .lines()
+        .find(|l| l.starts_with("all runs,sharpness,3,"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    let rho: f64 = sharp.split(',').nth(3).unwrap().parse().unwrap();
+    assert!((-1.0..=1.0).contains(&rho), "{sharp}");
     for f in [
         "sweep.png",
         "sweep.svg",
