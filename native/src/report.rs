@@ -121,6 +121,9 @@ fn field(r: &Row, key: &str) -> Option<f64> {
     r.get(key)
 }
 
+/// 2/η is drawn beside sharpness that reaches this fraction of it.
+const EOS_NEAR: f64 = 0.25;
+
 /// The quantities correlated with the generalisation gap, and their names.
 const CORRELATED: &[(&str, &str)] = &[
     ("sharpness", "sharpness λ_max (Hessian)"),
@@ -620,7 +623,14 @@ fn sweep_figure(s: &Sweep, g: &ManifestGroup) -> Option<Figure> {
                     pts.push((x, m, None));
                 }
             }
-            if !pts.is_empty() {
+            // Only where sharpness comes near it (≥ 1/4 of 2/η somewhere):
+            // far above the data it would only flatten the curves.
+            let near = lines.iter().any(|l| {
+                l.points
+                    .iter()
+                    .any(|q| pts.iter().any(|r| r.0 == q.0 && q.1 >= EOS_NEAR * r.1))
+            });
+            if near {
                 lines.push(Line {
                     label: "2/η".into(),
                     color: DARK,
@@ -755,13 +765,20 @@ fn timeseries_figure(s: &Sweep, g: &ManifestGroup) -> Option<Figure> {
                 points: mean_at(&|r| field(r, key)),
                 in_legend: true,
             });
-            if key == "sharpness" && members.iter().all(|r| !r.minibatch) {
+            let sharp = lines.last().map(|l| l.points.clone()).unwrap_or_default();
+            let two_over_lr = mean_at(&|r| r.get("two_over_lr"));
+            let lowest = two_over_lr
+                .iter()
+                .map(|p| p.1)
+                .fold(f64::INFINITY, f64::min);
+            let near = sharp.iter().any(|p| p.1 >= EOS_NEAR * lowest);
+            if key == "sharpness" && near && members.iter().all(|r| !r.minibatch) {
                 lines.push(Line {
                     label: format!("2/η, {label}"),
                     color,
                     dashed: true,
                     marker: Marker::None,
-                    points: mean_at(&|r| r.get("two_over_lr")),
+                    points: two_over_lr,
                     in_legend: false,
                 });
             }
@@ -780,7 +797,7 @@ fn timeseries_figure(s: &Sweep, g: &ManifestGroup) -> Option<Figure> {
         .unwrap_or_default();
     Some(Figure {
         title: format!(
-            "{} ({}){group}: through training, mean over seeds (dashed: 2/η)",
+            "{} ({}){group}: through training, mean over seeds (dashed: 2/η, where sharpness nears it)",
             s.manifest.name, s.manifest.scale
         ),
         x: XAxis::Numeric {

@@ -392,6 +392,9 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 fn slurm(a: SlurmArgs) -> Result<()> {
+    if a.cpus_per_task == 0 {
+        bail!("--cpus-per-task must be ≥ 1");
+    }
     let backend = (a.gpus > 0).then_some(BackendKind::Wgpu);
     let r = resolve(&a.spec, true, backend)?;
     let m = &r.manifest;
@@ -498,9 +501,8 @@ fn slurm(a: SlurmArgs) -> Result<()> {
         out.display(),
         shell_quote(&out.display().to_string()),
     ));
-    if a.cpus_per_task > 0 {
-        s.push_str("export RAYON_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\"\n");
-    }
+    // burn's CPU backend sizes its thread pool from this: the task's cores.
+    s.push_str("export RAYON_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\"\n");
     s.push_str(&format!("exec {command}\n"));
     if let Some(parent) = script_path.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
