@@ -1,0 +1,929 @@
+//! The page: builds the controls from [`FIELDS`], keeps the URL in step with
+//! them, talks to the training worker, and redraws the plots as rows arrive.
+//! It holds state and messages only; every number comes from the worker.
+//!
+//! Test hooks (read by tests/browser): `body[data-state]` is `starting`,
+//! `loading`, `ready`, `playing`, `paused`, `finished` or `error`;
+//! `body[data-backend]` is `webgpu` or `cpu` once chosen.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use curvlab::loss::LossKind;
+use curvlab::record::MetricsRow;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{
+    DragEvent, Element, Event, HtmlButtonElement, HtmlCanvasElement, HtmlElement, HtmlImageElement,
+    HtmlInputElement, HtmlSelectElement, KeyboardEvent, MessageEvent, Worker,
+};
+
+use crate::dom::{by_id, document, download_blob, download_text, el, on, set_hidden, window};
+use crate::export::{to_csv, Export, RunExport};
+use crate::plot::{figure_svg, panel_svg, Panel, Series, PALETTE};
+use crate::presets::PRESETS;
+use crate::protocol::{BackendInfo, FromWorker, RunInfo, ToWorker, Update};
+use crate::settings::{
+    field, BackendPref, DataKind, FieldKind, PageState, RunPlan, Settings, FIELDS,
+};
+
+/// Restarts of a crashed worker before the page gives up.
+const MAX_RESTARTS: u32 = 2;
+
+struct RunView {
+    info: RunInfo,
+    rows: Vec<MetricsRow>,
+    step: u64,
+    finished: bool,
+    failed: Option<String>,
+}
+
+struct App {
+    /// The URL query the page was opened with (presets re-apply over the backend's defaults).
+    initial_query: String,
+    page: PageState,
+    worker: Worker,
+    backend: Option<BackendInfo>,
+    /// Generation of the runs on show (the worker's latest `Loaded`).
+    generation: u64,
+    runs: Vec<RunView>,
+    playing: bool,
+    finished: bool,
+    /// The CIFAR file the user supplied (name, bytes).
+    file: Option<(String, Vec<u8>)>,
+    redraw_pending: bool,
+    restarts: u32,
+    /// Set when a crash on WebGPU moved training to the CPU.
+    forced_cpu: Option<String>,
+    /// The settings have been read over the first backend's defaults.
+    configured: bool,
+    /// Play once the restarted worker has loaded the runs.
+    resume: bool,
+}
+
+type Shared = Rc<RefCell<App>>;
+
+/// Entry point of the app binary.
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = format!("curvlab page error: {info}");
+        web_sys::console::error_1(&JsValue::from_str(&msg));
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            if let Some(m) = doc.get_element_by_id("message") {
+                m.set_text_content(Some(&msg));
+                set_hidden(&m, false);
+            }
+            if let Some(b) = doc.body() {
+                let _ = b.set_attribute("data-state", "error");
+            }
+        }
+    }));
+    let query = window().location().search().unwrap_or_default();
+    let page = PageState::from_query(&query, &Settings::small());
+    let app = Rc::new(RefCell::new(App {
+        initial_query: query,
+        page,
+        worker: spawn_worker(),
+        backend: None,
+        generation: 0,
+        runs: Vec::new(),
+        playing: false,
+        finished: false,
+        file: None,
+        redraw_pending: false,
+        restarts: 0,
+        forced_cpu: None,
+        configured: false,
+        resume: false,
+    }));
+    set_state("starting");
+    build_presets();
+    build_controls(&app);
+    bind_toolbar(&app);
+    bind_exports(&app);
+    bind_file(&app);
+    {
+        let a = app.borrow();
+        show_settings(&a.page.settings);
+        apply_embed(&a.page);
+        if !a.page.errors.is_empty() {
+            show_message(&format!(
+                "Some of the link's settings were not used: {}",
+                a.page.errors.join("; ")
+            ));
+        }
+    }
+    attach_worker(&app);
+}
+
+fn spawn_worker() -> Worker {
+    Worker::new("./worker_loader.js").expect("the worker script loads")
+}
+
+fn set_state(s: &str) {
+    if let Some(b) = document().body() {
+        let _ = b.set_attribute("data-state", s);
+    }
+}
+
+fn show_message(text: &str) {
+    let m: Element = by_id("message");
+    m.set_text_content(Some(text));
+    set_hidden(&m, text.is_empty());
+}
+
+/// Posts `msg` (and a file) to the worker: `{msg: JSON, file?, name?}`.
+fn send(worker: &Worker, msg: &ToWorker, file: Option<&(String, Vec<u8>)>) {
+    let obj = js_sys::Object::new();
+    let json = serde_json::to_string(msg).expect("page messages serialise");
+    let _ = js_sys::Reflect::set(&obj, &"msg".into(), &json.into());
+    if let Some((name, bytes)) = file {
+        let buf = js_sys::Uint8Array::from(&bytes[..]).buffer();
+        let _ = js_sys::Reflect::set(&obj, &"file".into(), &buf);
+        let _ = js_sys::Reflect::set(&obj, &"name".into(), &name.into());
+    }
+    if let Err(e) = worker.post_message(&obj) {
+        show_message(&format!("could not reach the training worker: {e:?}"));
+    }
+}
+
+fn attach_worker(app: &Shared) {
+    let worker = app.borrow().worker.clone();
+    let a = app.clone();
+    on::<MessageEvent>(&worker, "message", move |ev| {
+        let Some(text) = ev.data().as_string() else {
+            return;
+        };
+        match serde_json::from_str::<FromWorker>(&text) {
+            Ok(msg) => on_worker_message(&a, msg),
+            Err(e) => show_message(&format!("unreadable message from the worker: {e}")),
+        }
+    });
+    let a = app.clone();
+    on::<web_sys::ErrorEvent>(&worker, "error", move |ev| {
+        ev.prevent_default();
+        worker_crashed(&a, format!("the training worker failed: {}", ev.message()));
+    });
+}
+
+/// A fatal worker error: start a new worker (on the CPU when WebGPU was in
+/// use) and reload the runs, a few times at most.
+fn worker_crashed(app: &Shared, reason: String) {
+    let (was_webgpu, restarts) = {
+        let a = app.borrow();
+        (a.backend.as_ref().is_some_and(|b| b.webgpu), a.restarts)
+    };
+    if restarts >= MAX_RESTARTS {
+        show_message(&format!("{reason}. Reload the page to try again."));
+        set_state("error");
+        return;
+    }
+    {
+        let mut a = app.borrow_mut();
+        a.restarts += 1;
+        a.worker.terminate();
+        a.worker = spawn_worker();
+        a.backend = None;
+        a.resume = a.playing;
+        a.playing = false;
+        if was_webgpu {
+            a.forced_cpu = Some(reason.clone());
+        }
+    }
+    attach_worker(app);
+    let note = if was_webgpu {
+        "; continuing on the CPU"
+    } else {
+        "; restarted it"
+    };
+    show_message(&format!("{reason}{note}."));
+}
+
+fn on_worker_message(app: &Shared, msg: FromWorker) {
+    match msg {
+        FromWorker::Ready => {
+            let a = app.borrow();
+            // After a crash on WebGPU, stay on the CPU.
+            let prefer = if a.forced_cpu.is_some() {
+                BackendPref::Cpu
+            } else {
+                a.page.settings.backend
+            };
+            send(&a.worker, &ToWorker::Init { prefer }, None);
+        }
+        FromWorker::Backend(info) => {
+            let play = {
+                let mut a = app.borrow_mut();
+                if !a.configured {
+                    // Read the link again over the defaults of the backend we got
+                    // (smaller on software adapters and the CPU).
+                    a.page = PageState::from_query(
+                        &a.initial_query,
+                        &Settings::for_backend(info.is_fast()),
+                    );
+                    a.configured = true;
+                }
+                let body = document().body().expect("body");
+                let _ =
+                    body.set_attribute("data-backend", if info.webgpu { "webgpu" } else { "cpu" });
+                let mut line = info.describe();
+                if let Some(r) = &a.forced_cpu {
+                    line = format!("{line} — moved off WebGPU after: {r}");
+                }
+                by_id::<Element>("backend").set_text_content(Some(&format!("Backend: {line}")));
+                a.backend = Some(info);
+                show_settings(&a.page.settings);
+                write_url(&a.page);
+                a.page.autoplay || std::mem::take(&mut a.resume)
+            };
+            load(app, play);
+        }
+        FromWorker::Loaded { generation, runs } => {
+            let mut a = app.borrow_mut();
+            a.generation = generation;
+            a.finished = false;
+            a.runs = runs
+                .into_iter()
+                .map(|info| RunView {
+                    info,
+                    rows: Vec::new(),
+                    step: 0,
+                    finished: false,
+                    failed: None,
+                })
+                .collect();
+            if a.runs.is_empty() {
+                set_state("error");
+            } else {
+                set_state(if a.playing { "playing" } else { "ready" });
+            }
+            drop(a);
+            schedule_redraw(app);
+        }
+        FromWorker::Progress {
+            generation,
+            updates,
+        } => {
+            let mut a = app.borrow_mut();
+            if generation != a.generation {
+                return;
+            }
+            for u in updates {
+                let Some(r) = a.runs.get_mut(u.run()) else {
+                    continue;
+                };
+                match u {
+                    Update::Step { step, .. } => r.step = step,
+                    Update::Row { row, .. } => {
+                        r.step = r.step.max(row.step);
+                        r.rows.push(*row);
+                    }
+                    Update::Finished { .. } => r.finished = true,
+                    Update::Failed { message, .. } => {
+                        r.finished = true;
+                        r.failed = Some(message.clone());
+                        show_message(&format!("run {} failed: {message}", r.info.label));
+                    }
+                }
+            }
+            drop(a);
+            schedule_redraw(app);
+        }
+        FromWorker::Status { playing, finished } => {
+            let mut a = app.borrow_mut();
+            a.playing = playing;
+            a.finished = finished;
+            let state = if finished {
+                "finished"
+            } else if playing {
+                "playing"
+            } else if a.runs.is_empty() {
+                "error"
+            } else {
+                "paused"
+            };
+            set_state(state);
+            let play: HtmlButtonElement = by_id("btn-play");
+            play.set_text_content(Some(if playing { "Pause" } else { "Play" }));
+            play.set_attribute("aria-pressed", if playing { "true" } else { "false" })
+                .ok();
+            drop(a);
+            schedule_redraw(app);
+        }
+        FromWorker::Error { message, fatal } => {
+            if fatal {
+                worker_crashed(app, message);
+            } else {
+                show_message(&message);
+            }
+        }
+    }
+}
+
+/// Sends the current settings' runs to the worker (replacing any).
+fn load(app: &Shared, play: bool) {
+    let a = app.borrow();
+    let plans: Vec<RunPlan> = match a.page.settings.plans() {
+        Ok(p) => p,
+        Err(e) => {
+            show_message(&e);
+            set_state("error");
+            return;
+        }
+    };
+    let needs_file = a.page.settings.data == DataKind::Cifar;
+    if needs_file && a.file.is_none() {
+        show_message("Choose a CIFAR-10 binary file (e.g. data_batch_1.bin) or drop it on the page to train on it.");
+        set_state("error");
+        return;
+    }
+    if a.backend.is_none() {
+        return; // loads when the backend is ready
+    }
+    set_state("loading");
+    let file = if needs_file { a.file.as_ref() } else { None };
+    send(&a.worker, &ToWorker::Load { plans, play }, file);
+}
+
+fn write_url(page: &PageState) {
+    let q = page.to_query();
+    let url = format!("?{q}");
+    if let Ok(h) = window().history() {
+        let _ = h.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+    }
+    if let Some(a) = document().get_element_by_id("permalink") {
+        let _ = a.set_attribute("href", &url);
+    }
+}
+
+fn build_presets() {
+    let list: Element = by_id("presets");
+    for p in PRESETS {
+        let li = el("li", &[], "");
+        let a = el(
+            "a",
+            &[("href", &format!("?preset={}", p.name)), ("title", p.blurb)],
+            p.title,
+        );
+        li.append_child(&a).ok();
+        li.append_child(&el("span", &[("class", "blurb")], p.blurb))
+            .ok();
+        list.append_child(&li).ok();
+    }
+}
+
+/// Builds one labelled input per [`FIELDS`] entry inside its group's fieldset.
+fn build_controls(app: &Shared) {
+    for f in FIELDS {
+        let group: Element = by_id(&format!("group-{}", f.group));
+        let id = format!("ctl-{}", f.key);
+        let wrap = el(
+            "div",
+            &[("class", "control"), ("id", &format!("wrap-{}", f.key))],
+            "",
+        );
+        let label = el("label", &[("for", &id)], f.label);
+        let input: Element = match f.kind {
+            FieldKind::Number { min, max, step } => el(
+                "input",
+                &[
+                    ("type", "number"),
+                    ("id", &id),
+                    ("min", &min.to_string()),
+                    ("max", &max.to_string()),
+                    ("step", "any"),
+                    ("data-step", &step.to_string()),
+                    ("inputmode", "decimal"),
+                ],
+                "",
+            ),
+            FieldKind::Choice(choices) => {
+                let s = el("select", &[("id", &id)], "");
+                for (v, text) in choices {
+                    s.append_child(&el("option", &[("value", v)], text)).ok();
+                }
+                s
+            }
+            FieldKind::Toggle => el("input", &[("type", "checkbox"), ("id", &id)], ""),
+            FieldKind::List => el(
+                "input",
+                &[("type", "text"), ("id", &id), ("spellcheck", "false")],
+                "",
+            ),
+        };
+        let err = el(
+            "span",
+            &[
+                ("class", "field-error"),
+                ("id", &format!("err-{}", f.key)),
+                ("aria-live", "polite"),
+            ],
+            "",
+        );
+        input
+            .set_attribute("aria-describedby", &format!("err-{}", f.key))
+            .ok();
+        if matches!(f.kind, FieldKind::Toggle) {
+            wrap.append_child(&input).ok();
+            wrap.append_child(&label).ok();
+        } else {
+            wrap.append_child(&label).ok();
+            wrap.append_child(&input).ok();
+        }
+        wrap.append_child(&err).ok();
+        group.append_child(&wrap).ok();
+        let a = app.clone();
+        let key = f.key;
+        on::<Event>(&input, "change", move |_| control_changed(&a, key));
+    }
+}
+
+fn control_value(key: &str) -> String {
+    let id = format!("ctl-{key}");
+    let e: Element = by_id(&id);
+    if let Some(i) = e.dyn_ref::<HtmlInputElement>() {
+        if i.type_() == "checkbox" {
+            return if i.checked() { "1" } else { "0" }.into();
+        }
+        return i.value();
+    }
+    if let Some(s) = e.dyn_ref::<HtmlSelectElement>() {
+        return s.value();
+    }
+    String::new()
+}
+
+fn control_changed(app: &Shared, key: &str) {
+    let f = field(key).expect("controls come from FIELDS");
+    let value = control_value(key);
+    let err: Element = by_id(&format!("err-{key}"));
+    let input: Element = by_id(&format!("ctl-{key}"));
+    let mut s = app.borrow().page.settings.clone();
+    if let Err(e) = (f.set)(&mut s, &value) {
+        err.set_text_content(Some(&e));
+        input.set_attribute("aria-invalid", "true").ok();
+        return;
+    }
+    err.set_text_content(Some(""));
+    input.remove_attribute("aria-invalid").ok();
+    let backend_changed = s.backend != app.borrow().page.settings.backend;
+    {
+        let mut a = app.borrow_mut();
+        a.page.settings = s;
+        a.page.preset = None;
+        show_settings(&a.page.settings);
+        write_url(&a.page);
+    }
+    show_message("");
+    if backend_changed {
+        // A new backend needs a new worker: reload the page with the new URL.
+        let _ = window().location().reload();
+        return;
+    }
+    let playing = app.borrow().playing;
+    load(app, playing);
+}
+
+/// Puts `s` into the controls and hides the ones that do not apply.
+fn show_settings(s: &Settings) {
+    for f in FIELDS {
+        let e: Element = by_id(&format!("ctl-{}", f.key));
+        let v = (f.get)(s);
+        if let Some(i) = e.dyn_ref::<HtmlInputElement>() {
+            if i.type_() == "checkbox" {
+                i.set_checked(v == "1");
+            } else {
+                i.set_value(&v);
+            }
+        } else if let Some(sel) = e.dyn_ref::<HtmlSelectElement>() {
+            sel.set_value(&v);
+        }
+        let wrap: Element = by_id(&format!("wrap-{}", f.key));
+        let varied = s.vary.key() == Some(f.key);
+        set_hidden(&wrap, !(f.applies)(s));
+        if let Some(i) = e.dyn_ref::<HtmlInputElement>() {
+            i.set_disabled(varied);
+            i.set_title(if varied {
+                "set by the compared values"
+            } else {
+                ""
+            });
+        }
+    }
+    set_hidden(&by_id::<Element>("wrap-file"), s.data != DataKind::Cifar);
+}
+
+fn apply_embed(page: &PageState) {
+    if !page.embed {
+        return;
+    }
+    let body = document().body().expect("body");
+    body.class_list().add_1("embed").ok();
+    let show: Vec<&str> = if page.show.is_empty() {
+        vec!["play", "step", "reset"]
+    } else {
+        page.show.iter().map(String::as_str).collect()
+    };
+    for b in ["play", "step", "reset"] {
+        set_hidden(&by_id::<Element>(&format!("btn-{b}")), !show.contains(&b));
+    }
+    set_hidden(&by_id::<Element>("exports"), !show.contains(&"export"));
+    let any_control = FIELDS.iter().any(|f| show.contains(&f.key));
+    set_hidden(&by_id::<Element>("controls"), !any_control);
+    for f in FIELDS {
+        if !show.contains(&f.key) {
+            by_id::<Element>(&format!("wrap-{}", f.key))
+                .class_list()
+                .add_1("embed-hidden")
+                .ok();
+        }
+    }
+    // Link to the full page with the same state.
+    let full = PageState {
+        embed: false,
+        show: Vec::new(),
+        ..page.clone()
+    };
+    let link: Element = by_id("open-full");
+    link.set_attribute("href", &format!("?{}", full.to_query()))
+        .ok();
+    set_hidden(&link, false);
+}
+
+fn bind_toolbar(app: &Shared) {
+    let a = app.clone();
+    on::<Event>(&by_id::<HtmlElement>("btn-play"), "click", move |_| {
+        toggle_play(&a)
+    });
+    let a = app.clone();
+    on::<Event>(&by_id::<HtmlElement>("btn-step"), "click", move |_| {
+        step(&a)
+    });
+    let a = app.clone();
+    on::<Event>(&by_id::<HtmlElement>("btn-reset"), "click", move |_| {
+        reset(&a)
+    });
+    let a = app.clone();
+    on::<KeyboardEvent>(&document(), "keydown", move |ev| {
+        if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+            return;
+        }
+        let tag = ev
+            .target()
+            .and_then(|t| t.dyn_into::<Element>().ok())
+            .map(|e| e.tag_name().to_lowercase())
+            .unwrap_or_default();
+        if matches!(
+            tag.as_str(),
+            "input" | "select" | "textarea" | "button" | "a"
+        ) {
+            return;
+        }
+        match ev.key().as_str() {
+            " " | "k" => {
+                ev.prevent_default();
+                toggle_play(&a);
+            }
+            "s" => step(&a),
+            "r" => reset(&a),
+            _ => {}
+        }
+    });
+}
+
+fn toggle_play(app: &Shared) {
+    let a = app.borrow();
+    if a.runs.is_empty() {
+        return;
+    }
+    if a.finished {
+        drop(a);
+        reset(app);
+        send(&app.borrow().worker, &ToWorker::Play, None);
+        return;
+    }
+    send(
+        &a.worker,
+        if a.playing {
+            &ToWorker::Pause
+        } else {
+            &ToWorker::Play
+        },
+        None,
+    );
+}
+
+fn step(app: &Shared) {
+    let a = app.borrow();
+    if !a.runs.is_empty() && !a.finished {
+        send(&a.worker, &ToWorker::Step, None);
+    }
+}
+
+fn reset(app: &Shared) {
+    let a = app.borrow();
+    if a.runs.is_empty() {
+        drop(a);
+        load(app, false);
+        return;
+    }
+    set_state("loading");
+    send(&a.worker, &ToWorker::Reset, None);
+}
+
+fn bind_file(app: &Shared) {
+    let input: HtmlInputElement = by_id("ctl-file");
+    let a = app.clone();
+    let i2 = input.clone();
+    on::<Event>(&input, "change", move |_| {
+        if let Some(f) = i2.files().and_then(|l| l.get(0)) {
+            read_file(&a, f);
+        }
+    });
+    let body = document().body().expect("body");
+    on::<DragEvent>(&body, "dragover", |ev| {
+        ev.prevent_default();
+        if let Some(b) = document().body() {
+            b.class_list().add_1("dragging").ok();
+        }
+    });
+    on::<DragEvent>(&body, "dragleave", |_| {
+        if let Some(b) = document().body() {
+            b.class_list().remove_1("dragging").ok();
+        }
+    });
+    let a = app.clone();
+    on::<DragEvent>(&body, "drop", move |ev| {
+        ev.prevent_default();
+        if let Some(b) = document().body() {
+            b.class_list().remove_1("dragging").ok();
+        }
+        if let Some(f) = ev
+            .data_transfer()
+            .and_then(|d| d.files())
+            .and_then(|l| l.get(0))
+        {
+            read_file(&a, f);
+        }
+    });
+}
+
+/// Reads a user's file, switches the data to CIFAR and reloads; the worker
+/// checks the bytes and reports a bad file in one line.
+fn read_file(app: &Shared, file: web_sys::File) {
+    let name = file.name();
+    let app = app.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let buf = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+            Ok(b) => b,
+            Err(e) => {
+                show_message(&format!("{name}: could not be read ({e:?})"));
+                return;
+            }
+        };
+        let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+        {
+            let mut a = app.borrow_mut();
+            a.file = Some((name.clone(), bytes));
+            if a.page.settings.data != DataKind::Cifar {
+                a.page.settings.data = DataKind::Cifar;
+                a.page.preset = None;
+            }
+            show_settings(&a.page.settings);
+            write_url(&a.page);
+            by_id::<Element>("file-name").set_text_content(Some(&name));
+        }
+        show_message("");
+        load(&app, false);
+    });
+}
+
+fn schedule_redraw(app: &Shared) {
+    if std::mem::replace(&mut app.borrow_mut().redraw_pending, true) {
+        return;
+    }
+    let a = app.clone();
+    let cb = Closure::once_into_js(move || {
+        a.borrow_mut().redraw_pending = false;
+        redraw(&a.borrow());
+    });
+    let _ = window().request_animation_frame(cb.unchecked_ref());
+}
+
+fn series(a: &App) -> (Vec<Series<'_>>, u64) {
+    let series = a
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Series {
+            label: &r.info.label,
+            color: PALETTE[i % PALETTE.len()],
+            rows: &r.rows,
+            loss: r.info.config.loss.kind,
+            lr: r.info.config.optim.lr,
+            full_batch: r.info.config.optim.batch_size == 0,
+        })
+        .collect();
+    let x_max = a.runs.iter().map(|r| r.info.steps).max().unwrap_or(1);
+    (series, x_max)
+}
+
+fn redraw(a: &App) {
+    let (series, x_max) = series(a);
+    for p in Panel::ALL {
+        by_id::<Element>(&format!("plot-{}", p.id())).set_inner_html(&panel_svg(p, &series, x_max));
+    }
+    // Legend and latest values.
+    let legend: Element = by_id("legend");
+    legend.set_inner_html("");
+    for (i, r) in a.runs.iter().enumerate() {
+        let c = &r.info.config;
+        let model = match c.model.kind {
+            curvlab::experiment::ModelKind::Mlp => format!(
+                "MLP {}",
+                c.model
+                    .hidden
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join("×")
+            ),
+            curvlab::experiment::ModelKind::Cnn => format!(
+                "CNN {}",
+                c.model
+                    .channels
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join("-")
+            ),
+            other => other.display_name().to_string(),
+        };
+        let last = r.rows.last();
+        let fmt = |v: Option<f64>| v.map(crate::plot::fmt_num).unwrap_or_else(|| "–".into());
+        let (jmax, _) = last
+            .map(|l| crate::plot::jac(l, c.loss.kind))
+            .unwrap_or((None, None));
+        let status = if let Some(e) = &r.failed {
+            format!("failed: {e}")
+        } else if r.finished {
+            "done".into()
+        } else {
+            format!("step {} / {}", r.step, r.info.steps)
+        };
+        let label = if r.info.label.is_empty() {
+            "run".to_string()
+        } else {
+            r.info.label.clone()
+        };
+        let item = el(
+            "div",
+            &[("class", "legend-item"), ("data-run", &i.to_string())],
+            "",
+        );
+        item.append_child(&el(
+            "span",
+            &[
+                ("class", "swatch"),
+                (
+                    "style",
+                    &format!("background:{}", PALETTE[i % PALETTE.len()]),
+                ),
+            ],
+            "",
+        ))
+        .ok();
+        item.append_child(&el("strong", &[], &label)).ok();
+        item.append_child(&el(
+            "span",
+            &[("class", "facts")],
+            &format!(
+                "{model} {act:?}, {p} params · {loss} · η = {lr} · {status} · sharpness {s} (2/η = {two}) · ‖J‖ max {j} · B {b} · test acc {acc}",
+                act = c.model.activation,
+                p = r.info.params,
+                loss = match c.loss.kind {
+                    LossKind::CrossEntropy => format!("cross-entropy, α = {}", c.loss.label_smoothing),
+                    LossKind::Square => format!("square loss, s = {}", c.loss.target_scale),
+                },
+                lr = c.optim.lr,
+                s = fmt(last.and_then(|l| l.sharpness)),
+                two = crate::plot::fmt_num(2.0 / c.optim.lr),
+                j = fmt(jmax),
+                b = fmt(last.and_then(|l| l.bound_b)),
+                acc = fmt(last.and_then(|l| l.test_acc)),
+            ),
+        ))
+        .ok();
+        legend.append_child(&item).ok();
+    }
+    let progress: Element = by_id("progress");
+    let text = match a.runs.iter().map(|r| r.step).min() {
+        Some(s) => {
+            let total = a.runs.iter().map(|r| r.info.steps).max().unwrap_or(0);
+            let rows: usize = a.runs.iter().map(|r| r.rows.len()).sum();
+            format!("step {s} / {total} · {rows} measurements")
+        }
+        None => String::new(),
+    };
+    progress.set_text_content(Some(&text));
+    if let Some(d) = a.runs.first().map(|r| r.info.data_name.clone()) {
+        by_id::<Element>("data-name").set_text_content(Some(&format!("Data: {d}")));
+    }
+}
+
+fn bind_exports(app: &Shared) {
+    let a = app.clone();
+    on::<Event>(&by_id::<HtmlElement>("export-json"), "click", move |_| {
+        let a = a.borrow();
+        let q = a.page.to_query();
+        let e = Export {
+            curvlab_web: env!("CARGO_PKG_VERSION"),
+            query: &q,
+            backend: a.backend.as_ref(),
+            runs: a
+                .runs
+                .iter()
+                .map(|r| RunExport {
+                    info: &r.info,
+                    rows: &r.rows,
+                })
+                .collect(),
+        };
+        download_text("curvlab-metrics.json", "application/json", &e.to_json());
+    });
+    let a = app.clone();
+    on::<Event>(&by_id::<HtmlElement>("export-csv"), "click", move |_| {
+        let a = a.borrow();
+        let runs: Vec<(&str, &[MetricsRow])> = a
+            .runs
+            .iter()
+            .map(|r| (r.info.label.as_str(), &r.rows[..]))
+            .collect();
+        download_text("curvlab-metrics.csv", "text/csv", &to_csv(&runs));
+    });
+    let a = app.clone();
+    on::<Event>(&by_id::<HtmlElement>("export-svg"), "click", move |_| {
+        let svg = figure(&a.borrow());
+        download_text("curvlab-plots.svg", "image/svg+xml", &svg);
+    });
+    let a = app.clone();
+    on::<Event>(&by_id::<HtmlElement>("export-png"), "click", move |_| {
+        let svg = figure(&a.borrow());
+        export_png(svg);
+    });
+}
+
+fn figure(a: &App) -> String {
+    let (series, x_max) = series(a);
+    let backend = a
+        .backend
+        .as_ref()
+        .map(BackendInfo::describe)
+        .unwrap_or_default();
+    figure_svg(&series, x_max, &format!("curvlab · {backend}"))
+}
+
+/// Renders the figure's SVG onto a canvas at twice its size and downloads it as PNG.
+fn export_png(svg: String) {
+    let parts = js_sys::Array::of1(&JsValue::from_str(&svg));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type("image/svg+xml");
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    let img = HtmlImageElement::new().expect("img");
+    let img2 = img.clone();
+    let url2 = url.clone();
+    let onload = Closure::once_into_js(move || {
+        let _ = web_sys::Url::revoke_object_url(&url2);
+        let scale = 2.0;
+        let (w, h) = (
+            img2.natural_width() as f64 * scale,
+            img2.natural_height() as f64 * scale,
+        );
+        let canvas: HtmlCanvasElement = el("canvas", &[], "").unchecked_into();
+        canvas.set_width(w as u32);
+        canvas.set_height(h as u32);
+        let Some(ctx) = canvas
+            .get_context("2d")
+            .ok()
+            .flatten()
+            .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+        else {
+            return;
+        };
+        let _ = ctx.scale(scale, scale);
+        let _ = ctx.draw_image_with_html_image_element(&img2, 0.0, 0.0);
+        let done = Closure::once_into_js(move |b: JsValue| {
+            if let Ok(blob) = b.dyn_into::<web_sys::Blob>() {
+                download_blob("curvlab-plots.png", &blob);
+            }
+        });
+        let _ = canvas.to_blob(done.unchecked_ref());
+    });
+    img.set_onload(Some(onload.unchecked_ref()));
+    img.set_src(&url);
+}

@@ -1,0 +1,32 @@
+//! # curvlab-web — the in-browser explainer
+//!
+//! The same core as the `curvlab` CLI, compiled to WebAssembly: a page
+//! (`app`) holds the controls and plots, a Web Worker (`worker`) trains and
+//! measures on WebGPU or, without an adapter, on burn's CPU backend. Every
+//! number comes from `curvlab`; this crate only wires it to a browser.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`settings`] | every control, its URL key and parser; controls → run configs |
+//! | [`presets`] | the paper's experiments at browser scale, each a link |
+//! | [`protocol`] | messages between page and worker |
+//! | [`data`] | a run's data: synthetic, toy, or a CIFAR file from disk |
+//! | [`plot`] | the four plots as SVG |
+//! | [`export`] | metrics as JSON and CSV |
+//! | `app`, `worker` (wasm32 only) | the page's DOM glue; the training loop in the worker |
+//!
+//! The pure modules build and test natively (`cargo test -p curvlab-web`).
+
+pub mod data;
+pub mod export;
+pub mod plot;
+pub mod presets;
+pub mod protocol;
+pub mod settings;
+
+#[cfg(target_arch = "wasm32")]
+pub mod app;
+#[cfg(target_arch = "wasm32")]
+mod dom;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;
