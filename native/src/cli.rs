@@ -15,6 +15,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Train a model and measure sharpness, Jacobian norms and losses every M steps.
     Run(Box<RunArgs>),
