@@ -24,7 +24,7 @@ use crate::plot::{figure_svg, panel_svg, Panel, Series, PALETTE};
 use crate::presets::PRESETS;
 use crate::protocol::{BackendInfo, FromWorker, RunInfo, ToWorker, Update};
 use crate::settings::{
-    field, BackendPref, DataKind, FieldKind, PageState, RunPlan, Settings, FIELDS,
+    field, BackendPref, DataKind, FieldKind, PageState, RunPlan, Settings, Speed, FIELDS,
 };
 
 /// Restarts of a crashed worker before the page gives up.
@@ -217,10 +217,8 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
                 if !a.configured {
                     // Read the link again over the defaults of the backend we got
                     // (smaller on software adapters and the CPU).
-                    a.page = PageState::from_query(
-                        &a.initial_query,
-                        &Settings::for_backend(info.is_fast()),
-                    );
+                    a.page =
+                        PageState::from_query(&a.initial_query, &Settings::for_speed(info.speed()));
                     a.configured = true;
                 }
                 let body = document().body().expect("body");
@@ -230,7 +228,19 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
                 if let Some(r) = &a.forced_cpu {
                     line = format!("{line} — moved off WebGPU after: {r}");
                 }
-                by_id::<Element>("backend").set_text_content(Some(&format!("Backend: {line}")));
+                let backend_line: Element = by_id("backend");
+                backend_line.set_text_content(Some(&format!("Backend: {line} ")));
+                if info.speed() == Speed::Software {
+                    // The same run on the CPU backend, one click away.
+                    let mut cpu = a.page.clone();
+                    cpu.settings.backend = BackendPref::Cpu;
+                    let link = el(
+                        "a",
+                        &[("href", &format!("?{}", cpu.to_query())), ("id", "use-cpu")],
+                        "Use the CPU instead",
+                    );
+                    backend_line.append_child(&link).ok();
+                }
                 a.backend = Some(info);
                 show_settings(&a.page.settings);
                 write_url(&a.page);
@@ -573,13 +583,15 @@ fn bind_toolbar(app: &Shared) {
             .and_then(|t| t.dyn_into::<Element>().ok())
             .map(|e| e.tag_name().to_lowercase())
             .unwrap_or_default();
-        if matches!(
-            tag.as_str(),
-            "input" | "select" | "textarea" | "button" | "a"
-        ) {
+        let key = ev.key();
+        if matches!(tag.as_str(), "input" | "select" | "textarea") {
             return;
         }
-        match ev.key().as_str() {
+        // Space and Enter keep their own meaning on a focused button or link.
+        if matches!(tag.as_str(), "button" | "a") && matches!(key.as_str(), " " | "Enter") {
+            return;
+        }
+        match key.as_str() {
             " " | "k" => {
                 ev.prevent_default();
                 toggle_play(&a);

@@ -91,15 +91,13 @@ impl Panel {
                 ("test", Dash::Dashed, |r, _| r.test_loss_kl),
             ],
             Panel::Sharpness => &[
-                ("Hessian λ_max", Dash::Solid, |r, _| r.sharpness),
-                ("Gauss–Newton λ_max", Dash::Dotted, |r, _| r.gn_sharpness),
+                ("Hessian", Dash::Solid, |r, _| r.sharpness),
+                ("Gauss–Newton", Dash::Dotted, |r, _| r.gn_sharpness),
             ],
             Panel::Jacobian => &[
                 ("max_i ‖J_i‖", Dash::Solid, |r, l| jac(r, l).0),
                 ("mean_i ‖J_i‖", Dash::Dashed, |r, l| jac(r, l).1),
-                ("bound B (Thm 5.1, without V)", Dash::Dotted, |r, _| {
-                    r.bound_b
-                }),
+                ("bound B (Thm 5.1)", Dash::Dotted, |r, _| r.bound_b),
             ],
             Panel::Accuracy => &[
                 ("train", Dash::Solid, |r, _| r.train_acc),
@@ -400,7 +398,7 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
     }
     for s in series {
         for (name, dash, f) in panel.lines() {
-            let pts: Vec<(f64, f64, u64, f64)> = s
+            let pts: Vec<(f64, f64, &MetricsRow, f64)> = s
                 .rows
                 .iter()
                 .filter_map(|r| {
@@ -408,7 +406,7 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
                     (v.is_finite() && (!ya.log || v > 0.0)).then_some((
                         px(r.step as f64),
                         py(v),
-                        r.step,
+                        r,
                         v,
                     ))
                 })
@@ -430,13 +428,23 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
                 let _ = write!(out, "{x:.1},{y:.1}");
             }
             out.push_str(r#""/>"#);
-            // hover targets: one per measurement, with the exact value
+            // hover targets: one per measurement, with the exact value (and,
+            // for eigenvalues, the residual ‖Au − λu‖ that bounds its error)
             let who = who(s);
-            for (x, y, step, v) in &pts {
+            for (x, y, r, v) in &pts {
+                let residual = match (panel, *dash) {
+                    (Panel::Sharpness, Dash::Solid) => r.sharpness_residual,
+                    (Panel::Sharpness, _) => r.gn_residual,
+                    _ => None,
+                };
+                let err = residual
+                    .map(|e| format!(" (residual {})", fmt_num(e)))
+                    .unwrap_or_default();
                 let _ = write!(
                     out,
-                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.2" fill="{c}"><title>{who}{name} at step {step}: {v}</title></circle>"#,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.2" fill="{c}"><title>{who}{name} at step {step}: {v}{err}</title></circle>"#,
                     c = s.color,
+                    step = r.step,
                     v = fmt_num(*v)
                 );
             }
@@ -474,7 +482,7 @@ fn draw_key(out: &mut String, panel: Panel, ox: f64, y: f64) {
             tx = x + 27.0,
             n = esc(name)
         );
-        x += 36.0 + 6.5 * name.chars().count() as f64;
+        x += 40.0 + 7.2 * name.chars().count() as f64;
     }
     if panel == Panel::Sharpness {
         let _ = write!(
@@ -532,6 +540,7 @@ mod tests {
                 test_loss_kl: Some(1.2 / (1.0 + i as f64)),
                 train_acc: Some(0.2 * i as f64),
                 sharpness: Some(10.0 + 6.0 * i as f64),
+                sharpness_residual: Some(0.01),
                 jac_logit_max: Some(1.0 + i as f64),
                 jac_logit_mean: Some(0.5 + i as f64),
                 bound_b: Some(0.3),
@@ -575,6 +584,7 @@ mod tests {
         let svg = panel_svg(Panel::Sharpness, &[s], 40);
         assert!(svg.contains("2/η = 25"), "{svg}");
         assert!(svg.contains("edge of stability reached at step 30"));
+        assert!(svg.contains("Hessian at step 30: 28 (residual 0.01)"), "{svg}");
         let calm = Series { lr: 0.01, ..s };
         assert_eq!(edge_of_stability(&calm), None);
         assert!(!panel_svg(Panel::Sharpness, &[calm], 40).contains("reached at step"));

@@ -1,6 +1,6 @@
 //! Presets: the paper's experiments at browser scale, each a link
 //! (`?preset=<name>`). A preset is a query string applied over the backend's
-//! defaults ([`crate::settings::Settings::for_backend`]), so a preset scales
+//! defaults ([`crate::settings::Settings::for_speed`]), so a preset scales
 //! with the machine and any key in the link overrides it.
 
 /// One preset.
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn every_preset_parses_and_plans() {
         for p in PRESETS {
-            for base in [Settings::default(), Settings::small()] {
+            for base in [Settings::default(), Settings::small(), Settings::tiny()] {
                 let st = PageState::from_query(&format!("preset={}", p.name), &base);
                 assert!(st.errors.is_empty(), "{}: {:?}", p.name, st.errors);
                 assert_eq!(st.preset.as_deref(), Some(p.name));

@@ -6,7 +6,7 @@ use curvlab::experiment::RunConfig;
 use curvlab::record::MetricsRow;
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{BackendPref, RunPlan};
+use crate::settings::{BackendPref, RunPlan, Speed};
 
 /// Page → worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ impl BackendInfo {
                 s.push_str(a);
             }
             if self.software {
-                s.push_str(" (software adapter: slow)");
+                s.push_str(" (software adapter: slow; the CPU backend is faster here)");
             }
             s
         } else {
@@ -63,9 +63,13 @@ impl BackendInfo {
         }
     }
 
-    /// Whether the full-size defaults suit this backend (a hardware GPU).
-    pub fn is_fast(&self) -> bool {
-        self.webgpu && !self.software
+    /// The backend's speed class (decides the default problem size).
+    pub fn speed(&self) -> Speed {
+        match (self.webgpu, self.software) {
+            (true, false) => Speed::Gpu,
+            (true, true) => Speed::Software,
+            (false, _) => Speed::Cpu,
+        }
     }
 }
 
@@ -213,8 +217,8 @@ mod tests {
         };
         assert_eq!(
             info.describe(),
-            "WebGPU — google swiftshader (software adapter: slow)"
+            "WebGPU — google swiftshader (software adapter: slow; the CPU backend is faster here)"
         );
-        assert!(!info.is_fast());
+        assert_eq!(info.speed(), Speed::Software);
     }
 }

@@ -80,6 +80,17 @@ impl Vary {
     }
 }
 
+/// How fast a backend is, which decides the default problem size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Speed {
+    /// A hardware GPU through WebGPU.
+    Gpu,
+    /// burn's CPU backend compiled to WebAssembly.
+    Cpu,
+    /// A software WebGPU adapter (a rasteriser running on the CPU).
+    Software,
+}
+
 /// Most runs overlaid at once (one colour each).
 pub const MAX_RUNS: usize = 4;
 
@@ -140,7 +151,8 @@ pub struct Settings {
 impl Default for Settings {
     /// The native CLI's default run (progressive sharpening on synthetic data,
     /// MLP 256×2 tanh, square loss, GD η = 0.06, 2000 steps, every 50): the
-    /// default on a fast GPU. See [`Settings::small`] for slow backends.
+    /// default on a hardware GPU. See [`Settings::small`] and [`Settings::tiny`]
+    /// for slower backends.
     fn default() -> Self {
         Settings {
             data: DataKind::Synthetic,
@@ -194,13 +206,29 @@ impl Settings {
         }
     }
 
-    /// The default for a backend: [`Settings::default`] when `fast`, else
-    /// [`Settings::small`].
-    pub fn for_backend(fast: bool) -> Self {
-        if fast {
-            Settings::default()
-        } else {
-            Settings::small()
+    /// The default on a software WebGPU adapter (SwiftShader, llvmpipe), ~30
+    /// times slower than the CPU backend: N = 64, width 32 and η = 0.2, which
+    /// still sharpens to 2/η = 10 (natively: 3.0 at step 0, 10 near step 200,
+    /// then the edge of stability with its loss spikes).
+    pub fn tiny() -> Self {
+        Settings {
+            n_train: 64,
+            n_test: 64,
+            samples: 64,
+            width: 32,
+            lr: 0.2,
+            steps: 400,
+            measure_every: 40,
+            ..Settings::default()
+        }
+    }
+
+    /// The default for a backend of speed `speed`.
+    pub fn for_speed(speed: Speed) -> Self {
+        match speed {
+            Speed::Gpu => Settings::default(),
+            Speed::Cpu => Settings::small(),
+            Speed::Software => Settings::tiny(),
         }
     }
 
