@@ -17,7 +17,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ROOT, serve, launch, watchConsole, waitForState, download, artifactPath, nativeRun,
@@ -239,6 +240,45 @@ test('exports: CSV, SVG and PNG of a finished run', async () => {
     assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG file');
     assert.ok(png.length > 10_000);
     await writeFile(await artifactPath('export-plots.png'), png);
+  } finally {
+    await close();
+  }
+});
+
+test('CIFAR-10 files from disk: a small CNN trains on the CPU and matches the native CLI', async () => {
+  // The real CIFAR-10 subset beside the repository (see README): the same files the CLI reads.
+  const dir = join(ROOT, '..', 'shared', 'data', 'cifar10-5k');
+  const tmp = await mkdtemp(join(tmpdir(), 'curvlab-cifar-'));
+  const toml = join(tmp, 'cifar.toml');
+  await writeFile(toml, [
+    'seed = 0', 'steps = 4', 'measure_every = 2',
+    '[data]', 'kind = "cifar"', `dir = ${JSON.stringify(dir)}`, 'train_samples = 100', 'test_samples = 100',
+    '[model]', 'kind = "cnn"', 'channels = [8, 16]', 'activation = "relu"',
+    '[loss]', 'kind = "crossentropy"',
+    '[optim]', 'lr = 0.05',
+    '[measure]', 'samples = 100', '',
+  ].join('\n'));
+  const cli = await nativeRun(toml);
+  await rm(tmp, { recursive: true, force: true });
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${site.url}?preset=cifar&n=100&ntest=100&samples=100&steps=4&every=2&seed=0&backend=cpu`);
+    // No files yet: the page asks for them.
+    await page.waitForFunction(() => /CIFAR-10 binary files/.test(document.getElementById('message').textContent));
+    await page.setInputFiles('#ctl-file', [join(dir, 'data_batch_1.bin'), join(dir, 'test_batch.bin')]);
+    await waitForState(page, ['ready', 'paused'], 60_000);
+    assert.match(await page.textContent('#data-name'), /cifar10:data_batch_1\.bin \(train: 100\)/);
+    await page.click('#btn-play');
+    await waitForState(page, 'finished', 180_000);
+    const run = JSON.parse((await download(page, 'export-json')).bytes.toString()).runs[0];
+    const strip = (c) => { const { data: { dir: _dir, ...data }, ...rest } = comparableConfig(c); return { ...rest, data }; };
+    assert.deepEqual(strip(run.config), strip(cli.config), 'the same configuration as the CLI (but the data path)');
+    const { failures, worst } = compareRows(run.rows, cli.rows, CPU_TOL);
+    console.log('CIFAR CNN, CPU vs native, worst relative difference:',
+      JSON.stringify(Object.fromEntries(Object.entries(worst).map(([k, v]) => [k, Number(v.toExponential(2))]))));
+    assert.deepEqual(failures, []);
+    await page.screenshot({ path: await artifactPath('cifar-cnn-cpu.png'), fullPage: true });
   } finally {
     await close();
   }

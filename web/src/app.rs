@@ -49,8 +49,8 @@ struct App {
     runs: Vec<RunView>,
     playing: bool,
     finished: bool,
-    /// The CIFAR file the user supplied (name, bytes).
-    file: Option<(String, Vec<u8>)>,
+    /// The CIFAR files the user supplied (name, bytes).
+    files: Vec<(String, Vec<u8>)>,
     redraw_pending: bool,
     restarts: u32,
     /// Set when a crash on WebGPU moved training to the CPU.
@@ -89,7 +89,7 @@ pub fn start() {
         runs: Vec::new(),
         playing: false,
         finished: false,
-        file: None,
+        files: Vec::new(),
         redraw_pending: false,
         restarts: 0,
         forced_cpu: None,
@@ -132,15 +132,20 @@ fn show_message(text: &str) {
     set_hidden(&m, text.is_empty());
 }
 
-/// Posts `msg` (and a file) to the worker: `{msg: JSON, file?, name?}`.
-fn send(worker: &Worker, msg: &ToWorker, file: Option<&(String, Vec<u8>)>) {
+/// Posts `msg` (and files) to the worker: `{msg: JSON, files?, names?}`.
+fn send(worker: &Worker, msg: &ToWorker, files: Option<&[(String, Vec<u8>)]>) {
     let obj = js_sys::Object::new();
     let json = serde_json::to_string(msg).expect("page messages serialise");
     let _ = js_sys::Reflect::set(&obj, &"msg".into(), &json.into());
-    if let Some((name, bytes)) = file {
-        let buf = js_sys::Uint8Array::from(&bytes[..]).buffer();
-        let _ = js_sys::Reflect::set(&obj, &"file".into(), &buf);
-        let _ = js_sys::Reflect::set(&obj, &"name".into(), &name.into());
+    if let Some(files) = files {
+        let bufs = js_sys::Array::new();
+        let names = js_sys::Array::new();
+        for (name, bytes) in files {
+            bufs.push(&js_sys::Uint8Array::from(&bytes[..]).buffer());
+            names.push(&name.into());
+        }
+        let _ = js_sys::Reflect::set(&obj, &"files".into(), &bufs);
+        let _ = js_sys::Reflect::set(&obj, &"names".into(), &names);
     }
     if let Err(e) = worker.post_message(&obj) {
         show_message(&format!("could not reach the training worker: {e:?}"));
@@ -342,8 +347,8 @@ fn load(app: &Shared, play: bool) {
         }
     };
     let needs_file = a.page.settings.data == DataKind::Cifar;
-    if needs_file && a.file.is_none() {
-        show_message("Choose a CIFAR-10 binary file (e.g. data_batch_1.bin) or drop it on the page to train on it.");
+    if needs_file && a.files.is_empty() {
+        show_message("Choose CIFAR-10 binary files (data_batch_1.bin, and test_batch.bin for the test set) or drop them on the page to train on them.");
         set_state("error");
         return;
     }
@@ -351,8 +356,9 @@ fn load(app: &Shared, play: bool) {
         return; // loads when the backend is ready
     }
     set_state("loading");
-    let file = if needs_file { a.file.as_ref() } else { None };
-    send(&a.worker, &ToWorker::Load { plans, play }, file);
+    // The worker keeps the files; they travel again after a worker restart.
+    let files = needs_file.then_some(&a.files[..]);
+    send(&a.worker, &ToWorker::Load { plans, play }, files);
 }
 
 fn write_url(page: &PageState) {
@@ -648,8 +654,8 @@ fn bind_file(app: &Shared) {
     let a = app.clone();
     let i2 = input.clone();
     on::<Event>(&input, "change", move |_| {
-        if let Some(f) = i2.files().and_then(|l| l.get(0)) {
-            read_file(&a, f);
+        if let Some(l) = i2.files() {
+            read_files(&a, l);
         }
     });
     let body = document().body().expect("body");
@@ -670,40 +676,44 @@ fn bind_file(app: &Shared) {
         if let Some(b) = document().body() {
             b.class_list().remove_1("dragging").ok();
         }
-        if let Some(f) = ev
-            .data_transfer()
-            .and_then(|d| d.files())
-            .and_then(|l| l.get(0))
-        {
-            read_file(&a, f);
+        if let Some(l) = ev.data_transfer().and_then(|d| d.files()) {
+            read_files(&a, l);
         }
     });
 }
 
-/// Reads a user's file, switches the data to CIFAR and reloads; the worker
-/// checks the bytes and reports a bad file in one line.
-fn read_file(app: &Shared, file: web_sys::File) {
-    let name = file.name();
+/// Reads the user's files, switches the data to CIFAR and reloads; the
+/// worker checks the bytes and reports a bad file in one line.
+fn read_files(app: &Shared, list: web_sys::FileList) {
+    let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
+    if files.is_empty() {
+        return;
+    }
     let app = app.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let buf = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-            Ok(b) => b,
-            Err(e) => {
-                show_message(&format!("{name}: could not be read ({e:?})"));
-                return;
+        let mut read = Vec::new();
+        for file in files {
+            let name = file.name();
+            match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+                Ok(buf) => read.push((name, js_sys::Uint8Array::new(&buf).to_vec())),
+                Err(e) => {
+                    show_message(&format!("{name}: could not be read ({e:?})"));
+                    return;
+                }
             }
-        };
-        let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+        }
+        let names: Vec<&str> = read.iter().map(|(n, _)| n.as_str()).collect();
+        let names = names.join(", ");
         {
             let mut a = app.borrow_mut();
-            a.file = Some((name.clone(), bytes));
+            a.files = read;
             if a.page.settings.data != DataKind::Cifar {
                 a.page.settings.data = DataKind::Cifar;
                 a.page.preset = None;
             }
             show_settings(&a.page.settings);
             write_url(&a.page);
-            by_id::<Element>("file-name").set_text_content(Some(&name));
+            by_id::<Element>("file-name").set_text_content(Some(&names));
         }
         show_message("");
         load(&app, false);

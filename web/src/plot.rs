@@ -584,7 +584,10 @@ mod tests {
         let svg = panel_svg(Panel::Sharpness, &[s], 40);
         assert!(svg.contains("2/η = 25"), "{svg}");
         assert!(svg.contains("edge of stability reached at step 30"));
-        assert!(svg.contains("Hessian at step 30: 28 (residual 0.01)"), "{svg}");
+        assert!(
+            svg.contains("Hessian at step 30: 28 (residual 0.01)"),
+            "{svg}"
+        );
         let calm = Series { lr: 0.01, ..s };
         assert_eq!(edge_of_stability(&calm), None);
         assert!(!panel_svg(Panel::Sharpness, &[calm], 40).contains("reached at step"));

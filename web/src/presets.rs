@@ -87,8 +87,9 @@ pub static PRESETS: &[Preset] = &[
     Preset {
         name: "cifar",
         title: "CIFAR-10 from your disk",
-        blurb: "Pick or drop a CIFAR-10 binary file (e.g. data_batch_1.bin): a small CNN trains \
-                on 500 images with cross-entropy, Fig. 1 at browser scale.",
+        blurb: "Pick or drop CIFAR-10 binary files (data_batch_1.bin, and test_batch.bin for \
+                the test set): a small CNN trains on 500 images with cross-entropy, Fig. 1 at \
+                browser scale.",
         query: "data=cifar&n=500&ntest=500&samples=500&model=cnn&channels=8,16&act=relu&loss=ce\
                 &ls=0&lr=0.05&steps=500&every=25&vary=none",
     },

@@ -287,7 +287,12 @@ impl Settings {
 
     /// The run of these settings (no comparison), labelled `label`.
     fn plan(&self, label: String) -> RunPlan {
-        let hidden = vec![self.width; self.depth];
+        // Only the chosen family's sizes are recorded; the other keeps the core's default.
+        let model_defaults = ModelConfig::default();
+        let (hidden, channels) = match self.model {
+            ModelKind::Cnn => (model_defaults.hidden, self.channels.clone()),
+            _ => (vec![self.width; self.depth], model_defaults.channels),
+        };
         let (data_config, data) = match self.data {
             DataKind::Synthetic => (
                 DataConfig::Synthetic(SyntheticConfig {
@@ -335,7 +340,7 @@ impl Settings {
             model: ModelConfig {
                 kind: self.model,
                 hidden,
-                channels: self.channels.clone(),
+                channels,
                 activation: self.activation,
                 ..ModelConfig::default()
             },

@@ -21,7 +21,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::data::{self, UserFile};
 use crate::protocol::{push_update, BackendInfo, FromWorker, RunInfo, ToWorker, Update};
-use crate::settings::{BackendPref, DataPlan, RunPlan};
+use crate::settings::{BackendPref, RunPlan};
 
 /// Longest time updates wait before they are sent to the page.
 pub const FLUSH_MS: f64 = 100.0;
@@ -36,8 +36,12 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// A message from the page, with the file (name, bytes) it carries, if any.
-type Inbound = (ToWorker, Option<(String, Vec<u8>)>);
+/// Files the user supplied: (name, bytes).
+type Files = Vec<(String, Vec<u8>)>;
+
+/// A message from the page, with the files it carries (`None`: keep the
+/// worker's files).
+type Inbound = (ToWorker, Option<Files>);
 
 /// Sends one message to the page.
 fn post(msg: &FromWorker) {
@@ -73,27 +77,35 @@ pub fn start() {
     post(&FromWorker::Ready);
 }
 
-/// A page message: `{msg: <JSON ToWorker>, file?: ArrayBuffer, name?: string}`.
+/// A page message: `{msg: <JSON ToWorker>, files?: [ArrayBuffer], names?: [string]}`.
 fn decode(v: &JsValue) -> Result<Inbound, String> {
     let text = Reflect::get(v, &"msg".into())
         .ok()
         .and_then(|m| m.as_string())
         .ok_or("no msg field")?;
     let msg: ToWorker = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let file = Reflect::get(v, &"file".into())
+    let files = Reflect::get(v, &"files".into())
         .ok()
         .filter(|f| !f.is_undefined() && !f.is_null());
-    let file = match file {
-        Some(buf) => {
-            let name = Reflect::get(v, &"name".into())
-                .ok()
-                .and_then(|n| n.as_string())
-                .unwrap_or_else(|| "file".into());
-            Some((name, js_sys::Uint8Array::new(&buf).to_vec()))
+    let files = match files {
+        Some(bufs) => {
+            let bufs = js_sys::Array::from(&bufs);
+            let names = js_sys::Array::from(&Reflect::get(v, &"names".into()).unwrap_or_default());
+            Some(
+                (0..bufs.length())
+                    .map(|i| {
+                        let name = names
+                            .get(i)
+                            .as_string()
+                            .unwrap_or_else(|| format!("file {i}"));
+                        (name, js_sys::Uint8Array::new(&bufs.get(i)).to_vec())
+                    })
+                    .collect(),
+            )
         }
         None => None,
     };
-    Ok((msg, file))
+    Ok((msg, files))
 }
 
 /// Resolves after the worker's event loop has run once (so queued messages
@@ -117,7 +129,7 @@ struct Driver {
     /// The device and its kind, once chosen.
     device: Option<(Device, BackendKind)>,
     plans: Vec<RunPlan>,
-    file: Option<(String, Vec<u8>)>,
+    files: Files,
     runs: Vec<Slot>,
     generation: u64,
     playing: bool,
@@ -177,7 +189,7 @@ impl Driver {
         });
     }
 
-    async fn handle(&mut self, msg: ToWorker, file: Option<(String, Vec<u8>)>) {
+    async fn handle(&mut self, msg: ToWorker, files: Option<Files>) {
         match msg {
             ToWorker::Init { prefer } => {
                 if self.device.is_none() {
@@ -192,8 +204,8 @@ impl Driver {
                 }
             }
             ToWorker::Load { plans, play } => {
-                if file.is_some() {
-                    self.file = file;
+                if let Some(files) = files {
+                    self.files = files;
                 }
                 self.plans = plans;
                 self.rebuild().await;
@@ -237,13 +249,12 @@ impl Driver {
         };
         let mut infos = Vec::new();
         for plan in &self.plans {
-            let needs_file = matches!(plan.data, DataPlan::CifarFile { .. });
-            let file = self
-                .file
-                .as_ref()
-                .filter(|_| needs_file)
-                .map(|(name, bytes)| UserFile { name, bytes });
-            let built = build(plan, file.as_ref(), kind, &device).await;
+            let files: Vec<UserFile> = self
+                .files
+                .iter()
+                .map(|(name, bytes)| UserFile { name, bytes })
+                .collect();
+            let built = build(plan, &files, kind, &device).await;
             match built {
                 Ok((run, info)) => {
                     self.runs.push(Slot {
@@ -344,11 +355,11 @@ impl Driver {
 /// event into the [`RunInfo`].
 async fn build(
     plan: &RunPlan,
-    file: Option<&UserFile<'_>>,
+    files: &[UserFile<'_>],
     kind: BackendKind,
     device: &Device,
 ) -> Result<(Run, RunInfo), String> {
-    let (train, test) = data::load(plan, file)?;
+    let (train, test) = data::load(plan, files)?;
     let mut cfg = plan.config.clone();
     cfg.backend = kind;
     let mut run = Run::from_data(&cfg, &train, &test, device)
