@@ -14,3 +14,4 @@ echo "== cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets -- -D warnings
 echo "== cargo test --release"
 cargo test --release --workspace
+scripts/web-test.sh  # browser explainer: trunk build, wasm32-vs-native numbers, headless-Chromium e2e

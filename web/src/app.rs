@@ -448,6 +448,10 @@ fn build_controls(app: &Shared) {
         }
         wrap.append_child(&err).ok();
         group.append_child(&wrap).ok();
+        if f.key == "data" {
+            // The CIFAR file picker (in index.html) sits right under the dataset menu.
+            wrap.after_with_node_1(&by_id::<Element>("wrap-file")).ok();
+        }
         let a = app.clone();
         let key = f.key;
         on::<Event>(&input, "change", move |_| control_changed(&a, key));
