@@ -1,44 +1,20 @@
 //! End-to-end tests of the `curvlab` binary on real CIFAR-10 data
 //! (`../shared/data/cifar10-5k`) and on the embedded synthetic data.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/reference.rs"]
 mod reference;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
+use cli::{bin, cifar_dir, ok, rows, tmp};
 use curvlab::lanczos::{top_eigenpairs, LanczosConfig};
 use curvlab::loss::LossKind;
 use curvlab::models::{Activation, Architecture};
 use curvlab::rng::Rng;
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_curvlab"))
-}
-
-fn cifar_dir() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10-5k");
-    assert!(
-        p.join("data_batch_1.bin").is_file(),
-        "real data missing at {}",
-        p.display()
-    );
-    p
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("curvlab-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ok(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "curvlab failed: {stderr}");
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 /// Asserts a failure printed exactly one line, starting with "curvlab: ", mentioning `needle`.
 fn one_line_error(out: &Output, needle: &str) {
@@ -52,14 +28,6 @@ fn one_line_error(out: &Output, needle: &str) {
         "{stderr}"
     );
     assert!(lines[0].contains(needle), "'{needle}' not in: {stderr}");
-}
-
-fn rows(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Writes safetensors bytes by hand (8-byte header length, JSON header, raw

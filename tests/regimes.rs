@@ -3,49 +3,14 @@
 //! augmentation, mixup and SAM; checkpoints, kill -9 and `--resume` giving the
 //! same rows as an uninterrupted run; Ctrl-C writing a checkpoint.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "common/cli.rs"]
+mod cli;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cli::{bin, cifar_dir, ok, rows, tmp};
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_curvlab"))
-}
-
-fn cifar_dir() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10-5k");
-    assert!(
-        p.join("data_batch_1.bin").is_file(),
-        "real data missing at {}",
-        p.display()
-    );
-    p
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("curvlab-regimes-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "curvlab failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn rows(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// A row without its timing fields (which differ between runs by nature).
 fn untimed(mut r: Value) -> Value {

@@ -552,10 +552,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sgd_momentum_weight_decay_by_hand() {
-        // A linear model z = Wx + b on the single input x = 0 with the square
-        // loss: W sees only weight decay, b the data gradient b − t.
+    /// A linear model z = Wx + b, W = (1, −2), b = 0, on the single input
+    /// x = 0 with label 0 and the square loss ½‖b − t‖², t = (1, 0).
+    fn zero_input_linear(optim: OptimConfig) -> Trainer {
         let dev = Device::flex();
         let arch = Architecture::Mlp {
             input_dim: 1,
@@ -576,14 +575,20 @@ mod tests {
             label_smoothing: 0.0,
             target_scale: 1.0,
         };
-        let optim = OptimConfig {
+        Trainer::new(model, &data, loss, optim, 1, 0).unwrap()
+    }
+
+    #[test]
+    fn sgd_momentum_weight_decay_by_hand() {
+        // A linear model z = Wx + b on the single input x = 0 with the square
+        // loss: W sees only weight decay, b the data gradient b − t.
+        let mut t = zero_input_linear(OptimConfig {
             lr: 0.5,
             momentum: 0.5,
             weight_decay: 0.1,
             batch_size: 0,
             ..Default::default()
-        };
-        let mut t = Trainer::new(model, &data, loss, optim, 1, 0).unwrap();
+        });
         t.step().block().unwrap();
         t.step().block().unwrap();
         // W: g = λW (x = 0 gives no data gradient). b: g = b − t, t = (1, 0).
@@ -604,32 +609,11 @@ mod tests {
         // z = Wx + b on the single input x = 0, square loss ½‖b − t‖², t = (1, 0):
         // g = (0, 0 | b − t) = (0, 0 | −1, 0), ‖g‖ = 1, ε = ρ·g = (0, 0 | −ρ, 0);
         // at θ + ε: ∇_b = (−ρ − 1, 0), so b₁ = b₀ − η(−1 − ρ, 0) = (η(1 + ρ), 0).
-        let dev = Device::flex();
-        let arch = Architecture::Mlp {
-            input_dim: 1,
-            hidden: vec![],
-            classes: 2,
-            activation: Activation::Tanh,
-        };
-        let model = Model::from_host(&arch, &[vec![1.0, -2.0], vec![0.0, 0.0]], &dev).unwrap();
-        let data = Dataset {
-            x: vec![0.0],
-            y: vec![0],
-            input_shape: vec![1],
-            classes: 2,
-            name: "z".into(),
-        };
-        let loss = LossConfig {
-            kind: crate::loss::LossKind::Square,
-            label_smoothing: 0.0,
-            target_scale: 1.0,
-        };
-        let optim = OptimConfig {
+        let mut t = zero_input_linear(OptimConfig {
             lr: 0.5,
             sam_rho: 0.5,
             ..Default::default()
-        };
-        let mut t = Trainer::new(model, &data, loss, optim, 1, 0).unwrap();
+        });
         let m = t.step().block().unwrap();
         assert!((m.loss - 0.5).abs() < 1e-7, "loss at θ: {}", m.loss);
         let host = t.model.to_host();

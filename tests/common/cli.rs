@@ -1,0 +1,49 @@
+//! Helpers shared by the end-to-end tests of the `curvlab` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The `curvlab` binary built for these tests.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_curvlab"))
+}
+
+/// The real CIFAR-10 subset beside the repository.
+pub fn cifar_dir() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10-5k");
+    assert!(
+        p.join("data_batch_1.bin").is_file(),
+        "real data missing at {}",
+        p.display()
+    );
+    p
+}
+
+/// A fresh temporary directory for one test.
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("curvlab-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curvlab failed: {stderr}");
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The rows of a run's metrics.jsonl.
+pub fn rows(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
