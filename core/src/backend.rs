@@ -9,6 +9,7 @@
 
 use std::sync::OnceLock;
 
+use burn::tensor::wgpu::WgpuSetup;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -71,8 +72,12 @@ pub async fn device_async(kind: BackendKind) -> Result<Device> {
                 return done.clone().map_err(Error::Backend);
             }
             let result = Device::wgpu_options()
-                .init_async()
+                .init_with_setup_async()
                 .await
+                .map(|(device, setup)| {
+                    let _ = WGPU_SETUP.set(setup);
+                    device
+                })
                 .map_err(|e| format!("wgpu found no usable adapter ({e})"));
             // A concurrent initialisation (impossible on wasm's single thread,
             // rare natively) may have won; keep whichever result landed first.
@@ -87,6 +92,17 @@ pub async fn device_async(kind: BackendKind) -> Result<Device> {
 
 /// The process's wgpu device (or why there is none), once initialised.
 static WGPU: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+
+/// The wgpu handles behind the device [`device_async`] started.
+static WGPU_SETUP: OnceLock<WgpuSetup> = OnceLock::new();
+
+/// The wgpu instance, adapter, device and queue behind the device that
+/// [`device_async`] started (`None` before that, or when it failed). A browser
+/// app watches `setup.device` for loss (`set_device_lost_callback`) and falls
+/// back to the CPU when the GPU goes away.
+pub fn wgpu_setup() -> Option<&'static WgpuSetup> {
+    WGPU_SETUP.get()
+}
 
 #[cfg(not(target_family = "wasm"))]
 fn wgpu_device() -> Result<Device> {

@@ -113,6 +113,30 @@ test('no WebGPU adapter: falls back to the CPU, trains, matches the native CLI',
   await trainAndCompare(t, { webgpu: false, tol: CPU_TOL, shot: 'cpu-trained.png' });
 });
 
+test('WebGPU device lost: training moves to the CPU and still finishes', async (t) => {
+  const { context, close } = await launch({ webgpu: true });
+  try {
+    const page = await context.newPage();
+    const log = watchConsole(page);
+    t.after(() => { if (log.length) console.log(log.join('\n')); });
+    await page.goto(`${site.url}?${SMALL}&autoplay=1`);
+    await page.waitForFunction(() => document.body.dataset.backend === 'webgpu', null, { timeout: 60_000 });
+    await waitForState(page, 'playing', 60_000);
+    // What a driver reset does: the device goes away under a running computation.
+    await page.evaluate(() => window.curvlabDebug.loseDevice());
+    await page.waitForFunction(() => document.body.dataset.backend === 'cpu', null, { timeout: 60_000 });
+    assert.match(await page.textContent('#backend'), /moved off WebGPU after: the WebGPU device was lost/);
+    assert.match(await page.textContent('#message'), /continuing on the CPU/);
+    await waitForState(page, 'finished', 120_000);
+    const run = JSON.parse((await download(page, 'export-json')).bytes.toString()).runs[0];
+    assert.equal(run.config.backend, 'cpu');
+    const { failures } = compareRows(run.rows, native.rows, CPU_TOL);
+    assert.deepEqual(failures, [], 'the restarted run is the CLI\'s run');
+  } finally {
+    await close();
+  }
+});
+
 test('controls: the URL restores every control, edits update the URL, step and reset', async () => {
   const { context, close } = await launch({ webgpu: false });
   try {

@@ -114,6 +114,21 @@ pub fn start() {
         }
     }
     attach_worker(&app);
+    expose_debug(&app);
+}
+
+/// `window.curvlabDebug.loseDevice()`: destroys the worker's WebGPU device, as
+/// a driver reset would, to exercise the fallback to the CPU (used by the
+/// browser tests; harmless otherwise).
+fn expose_debug(app: &Shared) {
+    let a = app.clone();
+    let lose = Closure::<dyn FnMut()>::new(move || {
+        send(&a.borrow().worker, &ToWorker::LoseDevice, None);
+    });
+    let debug = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&debug, &"loseDevice".into(), lose.as_ref());
+    lose.forget();
+    let _ = js_sys::Reflect::set(&window(), &"curvlabDebug".into(), &debug);
 }
 
 fn spawn_worker() -> Worker {

@@ -24,6 +24,9 @@ pub enum ToWorker {
     Step,
     /// Rebuild the runs from the same plans (same seed, same initial weights).
     Reset,
+    /// Destroy the WebGPU device, as a driver reset or a GPU removal would
+    /// (for tests of the fallback; the page then moves training to the CPU).
+    LoseDevice,
 }
 
 /// Which backend the worker runs on and why.

@@ -63,6 +63,9 @@ pub fn start() {
     let (tx, rx) = unbounded::<Inbound>();
     let onmessage =
         Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| match decode(&ev.data()) {
+            // At once, not after the unit of work in progress: a device goes
+            // away under running computations.
+            Ok((ToWorker::LoseDevice, _)) => lose_device(),
             Ok(msg) => {
                 let _ = tx.unbounded_send(msg);
             }
@@ -106,6 +109,17 @@ fn decode(v: &JsValue) -> Result<Inbound, String> {
         None => None,
     };
     Ok((msg, files))
+}
+
+/// Destroys the WebGPU device (see [`ToWorker::LoseDevice`]).
+fn lose_device() {
+    match backend::wgpu_setup() {
+        Some(setup) => setup.device.destroy(),
+        None => post(&FromWorker::Error {
+            message: "there is no WebGPU device to lose (training on the CPU)".into(),
+            fatal: false,
+        }),
+    }
 }
 
 /// Resolves after the worker's event loop has run once (so queued messages
@@ -231,6 +245,7 @@ impl Driver {
                 self.playing = false;
                 self.step_request = true;
             }
+            ToWorker::LoseDevice => lose_device(),
         }
     }
 
@@ -489,6 +504,16 @@ async fn init_backend(prefer: BackendPref) -> (Device, BackendInfo) {
         Ok(d) => d,
         Err(e) => return cpu(format!("WebGPU adapter {name} failed to start: {e}")),
     };
+    if let Some(setup) = backend::wgpu_setup() {
+        // A lost device (driver reset, GPU removed, or destroyed) ends this
+        // worker's WebGPU: the page starts a new worker on the CPU.
+        setup.device.set_device_lost_callback(|reason, message| {
+            post(&FromWorker::Error {
+                message: format!("the WebGPU device was lost ({reason:?}: {message})"),
+                fatal: true,
+            });
+        });
+    }
     // A computation read back asynchronously: proves the device works before a run depends on it.
     let probe = Tensor::<1>::from_floats([1.0f32, 2.0, 3.0, 4.0], &device)
         .mul_scalar(2.0)
