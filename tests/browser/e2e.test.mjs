@@ -29,7 +29,7 @@ const FIXTURE = join(ROOT, 'tests', 'browser', 'fixtures', 'small-sharpening.tom
 // The "sharpening" preset at test scale; mirrors fixtures/small-sharpening.toml.
 const SMALL = 'preset=sharpening&n=64&ntest=64&samples=64&width=32&depth=2&act=tanh&loss=square'
   + '&lr=0.06&batch=0&seed=0&steps=20&every=5';
-const TRAIN_TIMEOUT = Number(process.env.CURVLAB_TRAIN_TIMEOUT_MS ?? 300_000);
+const TRAIN_TIMEOUT = Number(process.env.CURVLAB_TRAIN_TIMEOUT_MS ?? 480_000);
 
 const CPU_TOL = {
   train_loss: [1e-7, 1e-4], train_loss_kl: [1e-7, 1e-4], test_loss: [1e-7, 1e-4],
