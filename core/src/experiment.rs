@@ -14,6 +14,7 @@ use crate::augment::{pixel_zero_fill, AugmentConfig};
 use crate::backend::BackendKind;
 use crate::data::cifar::{self, CifarKind, CifarOptions};
 use crate::data::synthetic::{self, SyntheticConfig};
+use crate::data::toy::{self, ToyConfig};
 use crate::data::Dataset;
 use crate::loss::{LossConfig, LossKind};
 use crate::measure::{MeasureConfig, Measurer};
@@ -28,6 +29,8 @@ use crate::{Error, Result};
 pub enum DataConfig {
     /// The synthetic δ-good dataset (embedded; no download).
     Synthetic(SyntheticConfig),
+    /// A 2-D toy set (spirals or rings), the browser explainer's smallest data.
+    Toy(ToyConfig),
     /// CIFAR-10 / CIFAR-100 binary files in a directory.
     Cifar {
         /// Directory holding `data_batch_*.bin` + `test_batch.bin`, or `train.bin` + `test.bin`.
@@ -65,6 +68,7 @@ impl DataConfig {
                 let s = synthetic::generate(cfg)?;
                 Ok((s.train, s.test))
             }
+            DataConfig::Toy(cfg) => toy::generate(cfg),
             DataConfig::Cifar {
                 dir,
                 train_samples,

@@ -316,7 +316,7 @@ impl Settings {
                     input_scale: self.input_scale,
                     ..ToyConfig::default()
                 };
-                (DataConfig::default(), DataPlan::Toy(toy))
+                (DataConfig::Toy(toy.clone()), DataPlan::Toy(toy))
             }
             DataKind::Cifar => (
                 DataConfig::Cifar {

@@ -64,6 +64,21 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
                 anyhow::bail!("--train-samples/--test-samples apply to CIFAR data; use --n-train/--n-test for synthetic data");
             }
         }
+        DataConfig::Toy(_) => {
+            if a.train_samples.is_some()
+                || a.test_samples.is_some()
+                || a.intrinsic_dim.is_some()
+                || a.ambient_dim.is_some()
+                || a.classes.is_some()
+                || a.n_train.is_some()
+                || a.n_test.is_some()
+                || a.input_scale.is_some()
+            {
+                anyhow::bail!(
+                    "toy data is configured in the [data] table of --config, not by data flags"
+                );
+            }
+        }
         DataConfig::Cifar {
             train_samples,
             test_samples,
