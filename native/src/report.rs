@@ -451,6 +451,7 @@ fn axis_name(path: &str) -> String {
         "mixup_alpha" => "mixup α",
         "sam_rho" => "SAM ρ",
         "width" => "width",
+        "augment" => "augmentation",
         _ => return path.to_string(),
     };
     format!("{name} ({path})")

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use super::sweep::say;
 use crate::report;
 
 #[derive(Args, Debug)]
@@ -26,17 +27,17 @@ pub fn report(a: ReportArgs) -> Result<()> {
         .map(|(k, v)| format!("{v} {k}"))
         .collect::<Vec<_>>()
         .join(", ");
-    println!(
+    say!(
         "{} ({} scale): {} runs: {counts}",
         sweep.manifest.name,
         sweep.manifest.scale,
         sweep.runs.len()
     );
-    println!("\nRank correlations with the generalisation gap (finished runs, final values):\n");
-    print!("{}", w.correlations_md);
-    println!("\nwrote {} files to {}:", w.files.len(), out.display());
+    say!("\nRank correlations with the generalisation gap (finished runs, final values):\n");
+    say!("{}", w.correlations_md.trim_end());
+    say!("\nwrote {} files to {}:", w.files.len(), out.display());
     for f in &w.files {
-        println!("  {}", f.file_name().unwrap_or_default().to_string_lossy());
+        say!("  {}", f.file_name().unwrap_or_default().to_string_lossy());
     }
     Ok(())
 }

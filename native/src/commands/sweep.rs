@@ -12,6 +12,19 @@ use curvlab::experiment::RunConfig;
 use crate::cli::Backend;
 use crate::sweep::{self, ExpandOptions, Manifest, ManifestRun, SweepFile};
 
+/// `println!` that ends the program quietly when stdout is a closed pipe
+/// (`curvlab sweep plan … | head`), instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        match writeln!(std::io::stdout().lock(), $($arg)*) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            r => r?,
+        }
+    }};
+}
+pub(crate) use say;
+
 #[derive(Subcommand, Debug)]
 pub enum SweepCommand {
     /// List the runs of a sweep: index, status (done, diverged, partial, -) and directory.
@@ -238,7 +251,7 @@ impl RunStatus {
 fn plan(a: PlanArgs) -> Result<()> {
     let r = resolve(&a.spec, false, None)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r.manifest)?);
+        say!("{}", serde_json::to_string_pretty(&r.manifest)?);
         return Ok(());
     }
     let m = &r.manifest;
@@ -248,7 +261,7 @@ fn plan(a: PlanArgs) -> Result<()> {
         .map(|run| RunStatus::of(&r.out.join(&run.dir)))
         .collect();
     let done = statuses.iter().filter(|s| s.finished()).count();
-    println!(
+    say!(
         "{} at scale '{}' ({}): {} runs, {} finished; sweep directory {}",
         m.name,
         m.scale,
@@ -258,20 +271,20 @@ fn plan(a: PlanArgs) -> Result<()> {
         r.out.display()
     );
     if !m.description.is_empty() {
-        println!("{}", m.description);
+        say!("{}", m.description);
     }
     let scales: Vec<String> = r.file.scales().into_iter().map(|s| s.0).collect();
-    println!("scales: {}", scales.join(", "));
+    say!("scales: {}", scales.join(", "));
     if m.data_missing {
-        println!(
+        say!(
             "data: not set: these runs read CIFAR-10; pass --data DIR or set {} to run them",
             sweep::DATA_ENV
         );
     }
     let width = m.runs.len().saturating_sub(1).to_string().len().max(5);
-    println!("{:>width$}  {:<8}  dir", "index", "status");
+    say!("{:>width$}  {:<8}  dir", "index", "status");
     for (run, s) in m.runs.iter().zip(&statuses) {
-        println!("{:>width$}  {:<8}  {}", run.index, s.name(), run.dir);
+        say!("{:>width$}  {:<8}  {}", run.index, s.name(), run.dir);
     }
     Ok(())
 }
@@ -518,16 +531,16 @@ fn slurm(a: SlurmArgs) -> Result<()> {
         .iter()
         .filter(|run| !RunStatus::of(&out.join(&run.dir)).finished())
         .count();
-    println!(
+    say!(
         "wrote {}: {n} runs as a job array ({unfinished} unfinished; finished ones are skipped)",
         script_path.display()
     );
-    println!(
+    say!(
         "submit:   sbatch {}",
         shell_quote(&script_path.display().to_string())
     );
-    println!("logs:     {}/<job>_<index>.log", logs.display());
-    println!(
+    say!("logs:     {}/<job>_<index>.log", logs.display());
+    say!(
         "report:   curvlab report {}",
         shell_quote(&out.display().to_string())
     );
@@ -541,13 +554,13 @@ fn presets(name: Option<String>) -> Result<()> {
                 .iter()
                 .find(|(p, _)| *p == n)
                 .ok_or_else(|| anyhow!("no preset '{n}' (presets: {})", sweep::preset_names()))?;
-            print!("{text}");
+            say!("{}", text.trim_end());
         }
         None => {
             for (n, text) in sweep::PRESETS {
                 let f = SweepFile::parse(text, n)?;
                 let scales: Vec<String> = f.scales().into_iter().map(|s| s.0).collect();
-                println!("{n:<6} {}  [scales: {}]", f.description, scales.join(", "));
+                say!("{n:<6} {}  [scales: {}]", f.description, scales.join(", "));
             }
         }
     }

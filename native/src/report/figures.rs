@@ -228,8 +228,20 @@ impl Figure {
             .flat_map(|p| p.lines.iter().flat_map(|l| l.points.iter().map(|q| q.0)))
             .filter(|x| x.is_finite())
             .collect();
+        // Room for tick labels at the ends: a third of the closest spacing.
+        let mut label_pad: f64 = 0.0;
         if let XAxis::Ticks { ticks, .. } = &self.x {
             xs.extend(ticks.iter().map(|t| t.0));
+            let mut pos: Vec<f64> = ticks.iter().map(|t| t.0).collect();
+            pos.sort_by(f64::total_cmp);
+            let gap = pos
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .filter(|g| *g > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            if gap.is_finite() {
+                label_pad = gap / 3.0;
+            }
         }
         let (lo, hi) = xs
             .iter()
@@ -239,7 +251,11 @@ impl Figure {
         if lo > hi {
             return (0.0, 1.0);
         }
-        let pad = if hi > lo { 0.06 * (hi - lo) } else { 0.5 };
+        let pad = if hi > lo {
+            (0.06 * (hi - lo)).max(label_pad)
+        } else {
+            0.5
+        };
         (lo - pad, hi + pad)
     }
 
