@@ -19,7 +19,7 @@
 //! Input `[B, d]` (images flattened in (c, h, w) order), output logits `[B, C]`.
 
 use burn::tensor::activation;
-use burn::tensor::module::{conv2d, max_pool2d, max_pool2d_with_indices};
+use burn::tensor::module::{conv2d, conv2d_weight_backward, max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -861,11 +861,113 @@ pub fn forward(arch: &Architecture, params: &[Tensor<1>], x: Tensor<2>, gates: G
 
 /// f(x; θ) with `params` in [`Architecture::param_specs`] order, BatchNorm as `bn` says.
 ///
-/// `x`: `[B, d]`; returns logits `[B, C]`.
+/// `x`: `[B, d]`; returns logits `[B, C]`. The same computation as
+/// [`forward_from_stem`] applied to [`stem`]`(x)`, which is how it is implemented.
 pub fn forward_bn(
     arch: &Architecture,
     params: &[Tensor<1>],
     x: Tensor<2>,
+    gates: Gates,
+    bn: &mut Bn,
+) -> Tensor<2> {
+    forward_from_stem(arch, params, stem(arch, params, x), gates, bn)
+}
+
+/// Number of parameter tensors of the first layer (the *stem*): the first
+/// dense layer's weight and bias (MLP), the first convolution's weight and
+/// bias (CNN, VGG11), or the bias-free first convolution's weight (ResNet18).
+/// They are the first entries of [`Architecture::param_specs`].
+pub fn stem_param_count(arch: &Architecture) -> usize {
+    match arch {
+        Architecture::Resnet18 { .. } => 1,
+        _ => 2,
+    }
+}
+
+fn stem_conv_options() -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [1, 1], [1, 1], 1)
+}
+
+/// The first layer's output (pre-activation, pre-BatchNorm) `z₁ = W₀x (+ b₀)`,
+/// flattened to `[B, m]` (`(c, h, w)` order for convolutions).
+///
+/// The stem is linear in its parameters jointly (weight and bias), so with
+/// `params` = a direction v it gives the stem's directional derivative
+/// `z₁(θ + εv) − z₁(θ) = ε·stem(v, x)` exactly; only the stem entries of
+/// `params` are read.
+pub fn stem(arch: &Architecture, params: &[Tensor<1>], x: Tensor<2>) -> Tensor<2> {
+    let shape = &arch.param_specs()[0].shape;
+    let b = x.dims()[0];
+    match arch {
+        Architecture::Mlp { .. } => {
+            let w: Tensor<2> = params[0].clone().reshape([shape[0], shape[1]]);
+            x.matmul(w.transpose()) + params[1].clone().unsqueeze::<2>()
+        }
+        _ => {
+            let [c, h, w] = arch.image_shape().expect("image model");
+            let weight: Tensor<4> = params[0]
+                .clone()
+                .reshape([shape[0], shape[1], shape[2], shape[3]]);
+            let bias = (stem_param_count(arch) == 2).then(|| params[1].clone());
+            conv2d(x.reshape([b, c, h, w]), weight, bias, stem_conv_options())
+                .reshape([b as i64, -1])
+        }
+    }
+}
+
+/// Gradients of the stem's parameters (the first [`stem_param_count`]
+/// tensors, flat) of a scalar whose gradient with respect to the stem output
+/// `z₁` (as [`stem`] shapes it, `[B, m]`) is `delta`: `δᵀx` and `Σ_batch δ`
+/// for the dense stem, the convolution's weight gradient and `Σ_{batch, h, w} δ`
+/// for a conv stem. Linear in `delta`; `params` supplies only shapes.
+pub fn stem_gradients(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    x: Tensor<2>,
+    delta: Tensor<2>,
+) -> Vec<Tensor<1>> {
+    let shape = &arch.param_specs()[0].shape;
+    let b = x.dims()[0];
+    match arch {
+        Architecture::Mlp { .. } => {
+            let m = shape[0];
+            let dw = delta.clone().transpose().matmul(x).reshape([m * shape[1]]);
+            let db = delta.sum_dim(0).reshape([m]);
+            vec![dw, db]
+        }
+        _ => {
+            let [c, h, w] = arch.image_shape().expect("image model");
+            let co = shape[0];
+            let weight: Tensor<4> = params[0]
+                .clone()
+                .reshape([shape[0], shape[1], shape[2], shape[3]]);
+            let d4: Tensor<4> = delta.reshape([b, co, h, w]);
+            let dw = conv2d_weight_backward(
+                x.reshape([b, c, h, w]),
+                weight,
+                d4.clone(),
+                stem_conv_options(),
+            )
+            .reshape([co * shape[1] * shape[2] * shape[3]]);
+            let mut out = vec![dw];
+            if stem_param_count(arch) == 2 {
+                let db: Tensor<3> = d4.reshape([b, co, h * w]);
+                out.push(db.sum_dim(2).sum_dim(0).reshape([co]));
+            }
+            out
+        }
+    }
+}
+
+/// f(x; θ) continued from a given stem output `z1` (`[B, m]`, as [`stem`]
+/// returns it): every layer after the first, with `params` in
+/// [`Architecture::param_specs`] order (the stem's own entries are not read)
+/// and BatchNorm as `bn` says (batch statistics are those of `z1`'s batch).
+/// Returns logits `[B, C]`.
+pub fn forward_from_stem(
+    arch: &Architecture,
+    params: &[Tensor<1>],
+    z1: Tensor<2>,
     mut gates: Gates,
     bn: &mut Bn,
 ) -> Tensor<2> {
@@ -888,28 +990,32 @@ pub fn forward_bn(
     };
     let mut k = 0usize;
     let a = arch.activation();
+    let b = z1.dims()[0];
+    // the stem's output as an image batch [B, c₀, H, W] (stride 1, padding 1)
+    let image = |z1: Tensor<2>, c0: usize| -> Tensor<4> {
+        let [_, h, w] = arch.image_shape().expect("image model");
+        z1.reshape([b, c0, h, w])
+    };
     match arch {
         Architecture::Mlp { hidden, .. } => {
-            let mut h = x;
+            let mut h = z1;
             for l in 0..=hidden.len() {
-                h = h.matmul(p2(2 * l).transpose()) + params[2 * l + 1].clone().unsqueeze::<2>();
+                if l > 0 {
+                    h = h.matmul(p2(2 * l).transpose())
+                        + params[2 * l + 1].clone().unsqueeze::<2>();
+                }
                 if l < hidden.len() {
                     h = act(h, a, &mut gates, &mut k);
                 }
             }
             h
         }
-        Architecture::Cnn {
-            in_channels,
-            height,
-            width,
-            channels,
-            ..
-        } => {
-            let b = x.dims()[0];
-            let mut h: Tensor<4> = x.reshape([b, *in_channels, *height, *width]);
+        Architecture::Cnn { channels, .. } => {
+            let mut h: Tensor<4> = image(z1, channels[0]);
             for l in 0..channels.len() {
-                h = conv(h, 2 * l, Some(params[2 * l + 1].clone()), 1, 1);
+                if l > 0 {
+                    h = conv(h, 2 * l, Some(params[2 * l + 1].clone()), 1, 1);
+                }
                 h = act(h, a, &mut gates, &mut k);
                 h = pool(h, &mut gates, &mut k);
             }
@@ -918,21 +1024,21 @@ pub fn forward_bn(
             flat.matmul(p2(2 * l).transpose()) + params[2 * l + 1].clone().unsqueeze::<2>()
         }
         Architecture::Vgg11 {
-            in_channels,
-            height,
-            width,
+            base,
             batch_norm: with_bn,
             ..
         } => {
-            let b = x.dims()[0];
-            let mut h: Tensor<4> = x.reshape([b, *in_channels, *height, *width]);
+            let c0 = scaled(VGG11_LAYERS[0].expect("VGG11 starts with a conv"), *base);
+            let mut h: Tensor<4> = image(z1, c0);
             let (mut pi, mut li) = (0, 0);
-            for layer in VGG11_LAYERS {
+            for (idx, layer) in VGG11_LAYERS.into_iter().enumerate() {
                 if layer.is_none() {
                     h = pool(h, &mut gates, &mut k);
                     continue;
                 }
-                h = conv(h, pi, Some(params[pi + 1].clone()), 1, 1);
+                if idx > 0 {
+                    h = conv(h, pi, Some(params[pi + 1].clone()), 1, 1);
+                }
                 pi += 2;
                 if *with_bn {
                     h = batch_norm(h, params[pi].clone(), params[pi + 1].clone(), bn, li);
@@ -944,16 +1050,8 @@ pub fn forward_bn(
             let flat: Tensor<2> = h.reshape([b as i64, -1]);
             flat.matmul(p2(pi).transpose()) + params[pi + 1].clone().unsqueeze::<2>()
         }
-        Architecture::Resnet18 {
-            in_channels,
-            height,
-            width,
-            base,
-            ..
-        } => {
-            let b = x.dims()[0];
-            let h: Tensor<4> = x.reshape([b, *in_channels, *height, *width]);
-            let h = conv(h, 0, None, 1, 1);
+        Architecture::Resnet18 { base, .. } => {
+            let h: Tensor<4> = image(z1, *base);
             let h = batch_norm(h, params[1].clone(), params[2].clone(), bn, 0);
             let mut h = act(h, Activation::Relu, &mut gates, &mut k);
             let (mut pi, mut li) = (3, 1);
