@@ -628,3 +628,82 @@ fn tiny_preset_runs_and_reports() {
         assert!(out.join("report").join(f).is_file(), "{f}");
     }
 }
+
+/// Every other preset runs at `tiny` scale on the CPU: in each preset (and in
+/// each group of a grouped one) the last run of the tiny expansion — the
+/// largest setting of every axis, so the regulariser is on — trains, is
+/// measured and finishes, and the report reads the partial sweep. (fig1 runs
+/// its whole tiny sweep above; the full tiny sweeps take minutes each, which
+/// CI cannot spend on all five.)
+#[test]
+fn every_preset_runs_at_tiny_scale() {
+    let data = cifar_dir();
+    let d = tmp("every-tiny");
+    for preset in ["fig2", "fig3", "fig4", "fig5", "appc2"] {
+        let plan = plan_json(
+            Path::new(preset),
+            &["--scale", "tiny", "--data", data.to_str().unwrap()],
+        );
+        let runs = plan["runs"].as_array().unwrap();
+        // The last run of every group (an ungrouped sweep is one group).
+        let mut last: Vec<&Value> = Vec::new();
+        for r in runs {
+            match last.last_mut() {
+                Some(l) if l["group"] == r["group"] => *l = r,
+                _ => last.push(r),
+            }
+        }
+        let out = d.join(preset);
+        for r in &last {
+            let index = r["index"].as_u64().unwrap().to_string();
+            let t = std::time::Instant::now();
+            ok(&run(bin()
+                .args(["sweep", "run", preset, "--scale", "tiny", "--quiet"])
+                .args(["--index", &index, "--out"])
+                .arg(&out)
+                .env("CURVLAB_DATA", &data)));
+            let dir = out.join(r["dir"].as_str().unwrap());
+            eprintln!(
+                "{preset} tiny run {index} ({}): {:.0} s",
+                r["dir"],
+                t.elapsed().as_secs_f64()
+            );
+            let summary: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                    .unwrap();
+            assert_eq!(summary["diverged"], false, "{preset} {index}: {summary}");
+            let rows = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+            let rows: Vec<Value> = rows
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert!(rows.len() >= 2, "{preset} {index}: {} rows", rows.len());
+            for row in &rows {
+                for k in ["train_loss", "test_loss", "sharpness", "jac_softmax_max"] {
+                    let v = row[k].as_f64().unwrap_or(f64::NAN);
+                    assert!(v.is_finite() && v >= 0.0, "{preset} {index}: {k} = {v}");
+                }
+            }
+            // The run is the preset's: its configuration is the planned one.
+            let cfg: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                    .unwrap();
+            assert_eq!(cfg["model"], r["config"]["model"], "{preset} {index}");
+            assert_eq!(cfg["optim"], r["config"]["optim"], "{preset} {index}");
+        }
+        let text = ok(&run(bin().arg("report").arg(&out)));
+        assert!(
+            text.contains(&format!("{} finished", last.len())),
+            "{preset}: {text}"
+        );
+        // One sweep figure, or one per group (sweep-GROUP.svg) in a grouped preset.
+        let figures = std::fs::read_dir(out.join("report"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|f| f.starts_with("sweep") && f.ends_with(".svg"))
+            .count();
+        let groups = last.iter().filter(|r| !r["group"].is_null()).count();
+        assert_eq!(figures, groups.max(1), "{preset}");
+        assert!(out.join("report/correlations.csv").is_file(), "{preset}");
+    }
+}
