@@ -682,9 +682,18 @@ impl SweepFile {
                 );
             }
         }
+        // A scale changes the numbers the paper-scale description states; say which apply.
+        let description = if scale.description.is_empty() {
+            self.description.clone()
+        } else {
+            format!(
+                "{} ({} scale: {})",
+                self.description, opts.scale, scale.description
+            )
+        };
         Ok(Manifest {
             name: self.name.clone(),
-            description: self.description.clone(),
+            description,
             scale: opts.scale.clone(),
             source: self.source.clone(),
             curvlab_version: env!("CARGO_PKG_VERSION").to_string(),
