@@ -27,7 +27,9 @@ use crate::models::{
     forward_from_stem, read_vec, stem, stem_gradients, stem_param_count, Architecture, Bn, BnMode,
     Gate, Gates, Model,
 };
-use crate::objective::{flatten_to_host, leaf_gradients, unflatten_from_host, Sample};
+use crate::objective::{
+    flatten, flatten_to_host, leaf_gradients, unflatten, unflatten_from_host, Sample,
+};
 use crate::Result;
 
 /// Finite-difference settings.
@@ -230,6 +232,12 @@ impl<'a> HessianOperator<'a> {
         acc.expect("sample has at least one chunk")
     }
 
+    /// Hv for a flat device vector (PyTorch parameter order), on the device.
+    pub fn apply_flat(&mut self, v: &Tensor<1>) -> Tensor<1> {
+        let vt = unflatten(v, self.params);
+        flatten(&self.apply_tensors(&vt))
+    }
+
     /// Hv for a flat host vector (PyTorch parameter order).
     pub async fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>> {
         let vt = unflatten_from_host(v, self.params);
@@ -371,6 +379,12 @@ impl<'a> GaussNewtonOperator<'a> {
             add_into(&mut acc, gi);
         }
         acc.expect("sample has at least one chunk")
+    }
+
+    /// Gv for a flat device vector (PyTorch parameter order), on the device.
+    pub fn apply_flat(&mut self, v: &Tensor<1>) -> Tensor<1> {
+        let vt = unflatten(v, self.params);
+        flatten(&self.apply_tensors(&vt))
     }
 
     /// Gv for a flat host vector.

@@ -297,6 +297,25 @@ pub async fn flatten_to_host(ts: &[Tensor<1>]) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+/// Concatenates parameter-shaped tensors into one flat device tensor
+/// (PyTorch parameter order), on the device.
+pub fn flatten(ts: &[Tensor<1>]) -> Tensor<1> {
+    Tensor::cat(ts.to_vec(), 0)
+}
+
+/// Splits a flat device tensor into tensors shaped like `like`, on the device.
+pub fn unflatten(v: &Tensor<1>, like: &[Tensor<1>]) -> Vec<Tensor<1>> {
+    let mut off = 0;
+    like.iter()
+        .map(|p| {
+            let n = p.dims()[0];
+            let part = v.clone().slice(off..off + n);
+            off += n;
+            part
+        })
+        .collect()
+}
+
 /// Splits a flat host vector into device tensors shaped like `like`.
 pub fn unflatten_from_host(v: &[f64], like: &[Tensor<1>]) -> Vec<Tensor<1>> {
     let mut off = 0;

@@ -6,14 +6,19 @@
 //! (the error bar: some eigenvalue of the operator lies within it), the number
 //! of products and the wall time. During training the solver is warm-started
 //! from the previous estimate's top eigenvector.
+//!
+//! The Lanczos vectors stay on the device ([`DeviceBasis`]): each step
+//! multiplies a flat f32 tensor by the operator, reorthogonalises there, and
+//! reads back only α and β; the Ritz vectors are read once, at the end.
 
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::hvp::{GaussNewtonOperator, HessianOperator, HvpConfig};
-use crate::lanczos::{Lanczos, LanczosConfig};
+use crate::lanczos::{DeviceBasis, Lanczos, LanczosConfig};
 use crate::loss::LossConfig;
-use crate::models::{BnMode, Model};
+use crate::models::{read_vec, BnMode, Model};
 use crate::objective::Sample;
 use crate::rng::Rng;
 use crate::Result;
@@ -77,10 +82,10 @@ enum Operator<'a> {
 }
 
 impl Operator<'_> {
-    async fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>> {
+    fn apply(&mut self, v: &Tensor<1>) -> Tensor<1> {
         match self {
-            Operator::Hessian(op) => op.apply(v).await,
-            Operator::GaussNewton(op) => op.apply(v).await,
+            Operator::Hessian(op) => op.apply_flat(v),
+            Operator::GaussNewton(op) => op.apply_flat(v),
         }
     }
 
@@ -92,23 +97,44 @@ impl Operator<'_> {
     }
 }
 
-/// Lanczos on `op` from the warm or a random start, one awaited product per step.
+/// Lanczos on `op` from the warm or a random start, its vectors on `device`:
+/// per step one product and one awaited read of three scalars (two when a
+/// second reorthogonalisation pass runs).
 async fn estimate(
     mut op: Operator<'_>,
     p: usize,
     cfg: &SharpnessConfig,
     warm: Option<&[f64]>,
     seed: u64,
+    device: &Device,
     t0: Instant,
 ) -> Result<Sharpness> {
-    let mut l = Lanczos::new(start_vector(p, warm, seed));
+    let mut l = Lanczos::with_basis(DeviceBasis::new(&start_vector(p, warm, seed), device));
     let r = loop {
-        let aq = op.apply(l.query()).await?;
-        l.feed(&aq);
-        let done = l.converged(&cfg.lanczos);
-        if done || l.steps() >= cfg.lanczos.max_steps {
-            break l.eigenpairs(cfg.lanczos.k, done);
+        let aq = op.apply(l.query());
+        let mut scalars = l.begin(aq);
+        loop {
+            let v: Vec<f64> = read_vec(&scalars)
+                .await?
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            match l.resolve(&v) {
+                Some(next) => scalars = next,
+                None => break,
+            }
         }
+        if let Some(converged) = l.done(&cfg.lanczos) {
+            break l.eigenpairs(cfg.lanczos.k, converged);
+        }
+    };
+    let vectors = if r.vectors.is_empty() {
+        Vec::new()
+    } else {
+        let flat = read_vec(&Tensor::cat(r.vectors, 0)).await?;
+        flat.chunks(p)
+            .map(|c| c.iter().map(|&x| f64::from(x)).collect())
+            .collect()
     };
     Ok(Sharpness {
         eigenvalues: r.values,
@@ -116,7 +142,7 @@ async fn estimate(
         products: r.steps,
         wall_s: t0.elapsed().as_secs_f64(),
         converged: r.converged,
-        vectors: r.vectors,
+        vectors,
         eps: op.eps(),
     })
 }
@@ -137,6 +163,7 @@ pub async fn top_hessian_eigenvalues(
         cfg,
         warm,
         cfg.seed,
+        &model.params[0].device(),
         t0,
     )
     .await
@@ -158,6 +185,7 @@ pub async fn top_gauss_newton_eigenvalues(
         cfg,
         warm,
         cfg.seed ^ 0x9e37,
+        &model.params[0].device(),
         t0,
     )
     .await
