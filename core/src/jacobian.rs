@@ -149,20 +149,29 @@ fn input_gram(
     d: usize,
 ) -> (Tensor<3>, Tensor<2>) {
     let b = x.dims()[0];
-    let sel = selector(b, c, &x.device());
-    let tiled = repeat_rows(x, c).autodiff().require_grad();
-    let z = forward_bn(
-        arch,
-        params,
-        tiled.clone(),
-        Gates::Free,
-        &mut Bn::Running(running),
-    );
-    let grads = (z.clone() * sel).sum().backward();
-    let rows = tiled.grad(&grads).expect("input gradient"); // [B·C, d]
+    let (rows, logits) = tiled_rows(x, c, |t| {
+        forward_bn(arch, params, t, Gates::Free, &mut Bn::Running(running))
+    }); // [B·C, d]
     let j: Tensor<3> = rows.reshape([b, c, d]);
     let g = j.clone().matmul(j.swap_dims(1, 2));
-    (g, first_copies(z, b, c))
+    (g, logits)
+}
+
+/// Tiles `h` (`[B, n]`) C times, maps it to logits with `f`, and backpropagates
+/// logit k of copy k: row i·C + k of the result is ∂f_k(h_i)/∂h_i (`[B·C, n]`);
+/// also returns the logits of copy 0 (`[B, C]`).
+fn tiled_rows(
+    h: Tensor<2>,
+    c: usize,
+    f: impl FnOnce(Tensor<2>) -> Tensor<2>,
+) -> (Tensor<2>, Tensor<2>) {
+    let b = h.dims()[0];
+    let sel = selector(b, c, &h.device());
+    let tiled = repeat_rows(h, c).autodiff().require_grad();
+    let z = f(tiled.clone());
+    let grads = (z.clone() * sel).sum().backward();
+    let rows = tiled.grad(&grads).expect("gradient of the tiled rows");
+    (rows, first_copies(z, b, c))
 }
 
 /// The dense first layer of an MLP, for Jacobians through its output.
@@ -195,19 +204,11 @@ impl DenseStem {
         c: usize,
     ) -> (Tensor<3>, Tensor<2>) {
         let b = x.dims()[0];
-        let sel = selector(b, c, &x.device());
         let z1 = stem(arch, params, x);
         let m = z1.dims()[1];
-        let tiled = repeat_rows(z1, c).autodiff().require_grad();
-        let z = forward_from_stem(
-            arch,
-            params,
-            tiled.clone(),
-            Gates::Free,
-            &mut Bn::Running(running),
-        );
-        let grads = (z.clone() * sel).sum().backward();
-        let delta = tiled.grad(&grads).expect("stem output gradient"); // [B·C, m]
+        let (delta, logits) = tiled_rows(z1, c, |t| {
+            forward_from_stem(arch, params, t, Gates::Free, &mut Bn::Running(running))
+        }); // [B·C, m]
         let g = match &self.gram {
             Some(ww) => {
                 let left: Tensor<3> = delta.clone().matmul(ww.clone()).reshape([b, c, m]);
@@ -220,6 +221,6 @@ impl DenseStem {
                 j.clone().matmul(j.swap_dims(1, 2))
             }
         };
-        (g, first_copies(z, b, c))
+        (g, logits)
     }
 }
