@@ -4,46 +4,25 @@
 //! line, and the report's figures and rank correlations (checked against
 //! hand-computed values) come out of one command.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use cli::{cifar_dir, ok, rows, tmp};
 use serde_json::{json, Value};
 
+/// The binary, with no Slurm task id or data directory leaking in from the environment.
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_curvlab"));
+    let mut c = cli::bin();
     c.env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("CURVLAB_DATA");
     c
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("curvlab-sweep-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn cifar_dir() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10-5k");
-    assert!(
-        p.join("data_batch_1.bin").is_file(),
-        "real data missing at {}",
-        p.display()
-    );
-    p
-}
-
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("curvlab runs")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "curvlab failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 /// A failure printed exactly one line, "curvlab: …", mentioning `needle`.
@@ -672,11 +651,7 @@ fn every_preset_runs_at_tiny_scale() {
                 serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
                     .unwrap();
             assert_eq!(summary["diverged"], false, "{preset} {index}: {summary}");
-            let rows = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-            let rows: Vec<Value> = rows
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
+            let rows = rows(&dir);
             assert!(rows.len() >= 2, "{preset} {index}: {} rows", rows.len());
             for row in &rows {
                 for k in ["train_loss", "test_loss", "sharpness", "jac_softmax_max"] {

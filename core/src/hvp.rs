@@ -58,7 +58,8 @@ pub async fn step_size(params: &[Tensor<1>], cfg: &HvpConfig) -> Result<f64> {
 }
 
 /// Stem outputs z₁(θ) (see [`stem`]) of every chunk and the gates of the
-/// forward pass at θ continued from them (empty lists for gate-free models).
+/// forward pass at θ continued from them (empty lists for gate-free models,
+/// whose passes never read them, so `Gates::Fixed` serves every model).
 fn stems_and_gates(
     arch: &Architecture,
     params: &[Tensor<1>],
@@ -85,31 +86,17 @@ fn stems_and_gates(
         .unzip()
 }
 
-/// θ + αv for the layers after the stem (as autodiff leaves when `leaf`);
-/// the stem's entries are θ's own tensors, which [`forward_from_stem`] never reads.
-fn shifted(
+/// θ's tensors with every one after the stem replaced by `f(i, θᵢ)`; the
+/// stem's entries stay θ's own, which [`forward_from_stem`] never reads.
+fn map_after_stem(
     params: &[Tensor<1>],
     n_stem: usize,
-    alpha: f64,
-    v: &[Tensor<1>],
-    leaf: bool,
+    f: impl Fn(usize, &Tensor<1>) -> Tensor<1>,
 ) -> Vec<Tensor<1>> {
     params
         .iter()
-        .zip(v)
         .enumerate()
-        .map(|(i, (p, vi))| {
-            if i < n_stem {
-                p.clone()
-            } else {
-                let q = p.clone() + vi.clone().mul_scalar(alpha);
-                if leaf {
-                    q.autodiff().require_grad()
-                } else {
-                    q
-                }
-            }
-        })
+        .map(|(i, p)| if i < n_stem { p.clone() } else { f(i, p) })
         .collect()
 }
 
@@ -181,22 +168,20 @@ impl<'a> HessianOperator<'a> {
         })
     }
 
-    fn gates(&self, ci: usize) -> Gates<'_> {
-        if self.arch.has_gates() {
-            Gates::Fixed(&self.gates[ci])
-        } else {
-            Gates::Free
-        }
-    }
-
     /// Hv for v given as device tensors shaped like θ.
     pub fn apply_tensors(&mut self, v: &[Tensor<1>]) -> Vec<Tensor<1>> {
         self.products += 1;
         let arch = self.arch;
         let n_stem = stem_param_count(arch);
         let eps = self.eps;
-        let plus = shifted(self.params, n_stem, eps, v, true);
-        let minus = shifted(self.params, n_stem, -eps, v, true);
+        let shifted = |alpha: f64| {
+            map_after_stem(self.params, n_stem, |i, p| {
+                (p.clone() + v[i].clone().mul_scalar(alpha))
+                    .autodiff()
+                    .require_grad()
+            })
+        };
+        let (plus, minus) = (shifted(eps), shifted(-eps));
         let scale = 1.0 / self.sample.n as f64;
         let inv = 1.0 / (2.0 * eps);
         let mut acc: Option<Vec<Tensor<1>>> = None;
@@ -211,7 +196,7 @@ impl<'a> HessianOperator<'a> {
                     arch,
                     leaves,
                     z1.clone(),
-                    self.gates(ci),
+                    Gates::Fixed(&self.gates[ci]),
                     &mut Bn::from_running(self.running),
                 );
                 let l = self
@@ -312,45 +297,32 @@ impl<'a> GaussNewtonOperator<'a> {
         let arch = self.arch;
         let n_stem = stem_param_count(arch);
         let eps = self.eps;
-        let plus = shifted(self.params, n_stem, eps, v, false);
-        let minus = shifted(self.params, n_stem, -eps, v, false);
-        let leaves: Vec<Tensor<1>> = self
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                if i < n_stem {
-                    p.clone()
-                } else {
-                    p.clone().autodiff().require_grad()
-                }
+        let shifted = |alpha: f64| {
+            map_after_stem(self.params, n_stem, |i, p| {
+                p.clone() + v[i].clone().mul_scalar(alpha)
             })
-            .collect();
+        };
+        let (plus, minus) = (shifted(eps), shifted(-eps));
+        let leaves = map_after_stem(self.params, n_stem, |_, p| {
+            p.clone().autodiff().require_grad()
+        });
         let inv_n = 1.0 / self.sample.n as f64;
         let mut acc: Option<Vec<Tensor<1>>> = None;
         for (ci, ch) in self.sample.chunks.iter().enumerate() {
-            let g = &self.gates[ci];
-            let gates = || {
-                if arch.has_gates() {
-                    Gates::Fixed(g)
-                } else {
-                    Gates::Free
-                }
-            };
             let z1 = self.stems[ci].clone();
             let u = stem(arch, v, ch.x.clone()).mul_scalar(eps);
             let zp = forward_from_stem(
                 arch,
                 &plus,
                 z1.clone() + u.clone(),
-                gates(),
+                Gates::Fixed(&self.gates[ci]),
                 &mut Bn::from_running(self.running),
             );
             let zm = forward_from_stem(
                 arch,
                 &minus,
                 z1.clone() - u,
-                gates(),
+                Gates::Fixed(&self.gates[ci]),
                 &mut Bn::from_running(self.running),
             );
             let u = (zp - zm).mul_scalar(1.0 / (2.0 * eps)); // J v, [B, C]

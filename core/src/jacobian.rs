@@ -152,9 +152,14 @@ fn input_gram(
     let (rows, logits) = tiled_rows(x, c, |t| {
         forward_bn(arch, params, t, Gates::Free, &mut Bn::Running(running))
     }); // [B·C, d]
-    let j: Tensor<3> = rows.reshape([b, c, d]);
-    let g = j.clone().matmul(j.swap_dims(1, 2));
-    (g, logits)
+    (row_gram(rows, b, c, d), logits)
+}
+
+/// Per-example Gram matrices `[B, C, C]` of Jacobian rows `[B·C, n]`
+/// (row i·C + k is row k of example i's Jacobian).
+fn row_gram(rows: Tensor<2>, b: usize, c: usize, n: usize) -> Tensor<3> {
+    let j: Tensor<3> = rows.reshape([b, c, n]);
+    j.clone().matmul(j.swap_dims(1, 2))
 }
 
 /// Tiles `h` (`[B, n]`) C times, maps it to logits with `f`, and backpropagates
@@ -215,11 +220,7 @@ impl DenseStem {
                 let right: Tensor<3> = delta.reshape([b, c, m]);
                 left.matmul(right.swap_dims(1, 2))
             }
-            None => {
-                let d = self.w0.dims()[1];
-                let j: Tensor<3> = delta.matmul(self.w0.clone()).reshape([b, c, d]);
-                j.clone().matmul(j.swap_dims(1, 2))
-            }
+            None => row_gram(delta.matmul(self.w0.clone()), b, c, self.w0.dims()[1]),
         };
         (g, logits)
     }

@@ -5,8 +5,9 @@
 //! machine so that a synchronous CLI and an asynchronous browser worker can
 //! both drive it: [`Lanczos::query`] → caller computes `A q` →
 //! [`Lanczos::begin`] (the step's vector work, which yields α and β) →
-//! caller reads α, β → [`Lanczos::finish`]. [`Lanczos::feed`] is both halves
-//! for host vectors, and [`top_eigenpairs`] the synchronous driver.
+//! caller reads α, β → [`Lanczos::resolve`]. `feed` is the whole step: on the
+//! host for host vectors, awaiting the read for device vectors; and
+//! [`top_eigenpairs`] is the synchronous driver.
 //!
 //! One recurrence ([`Lanczos`]: the tridiagonal T, breakdown, convergence,
 //! Ritz pairs, all in f64 on the host) runs over a [`Basis`], which holds the
@@ -30,6 +31,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{axpy, dot, norm, symmetric_eigen};
+use crate::models::read_vec;
 
 /// Settings of a Lanczos run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -106,6 +108,17 @@ pub trait Basis {
     fn combine(&self, s: &[f64]) -> Self::Vector;
 }
 
+/// `start / ‖start‖`; the start vector must be non-zero and finite.
+fn unit(mut start: Vec<f64>) -> Vec<f64> {
+    let n = norm(&start);
+    assert!(
+        n > 0.0 && n.is_finite(),
+        "Lanczos start vector must be non-zero and finite"
+    );
+    start.iter_mut().for_each(|x| *x /= n);
+    start
+}
+
 /// Host basis: f64 vectors, modified Gram–Schmidt.
 #[derive(Clone, Debug)]
 pub struct HostBasis {
@@ -116,15 +129,9 @@ pub struct HostBasis {
 
 impl HostBasis {
     /// Starts from `start` (normalised here; must be non-zero and finite).
-    pub fn new(mut start: Vec<f64>) -> Self {
-        let n = norm(&start);
-        assert!(
-            n > 0.0 && n.is_finite(),
-            "Lanczos start vector must be non-zero and finite"
-        );
-        start.iter_mut().for_each(|x| *x /= n);
+    pub fn new(start: Vec<f64>) -> Self {
         HostBasis {
-            vectors: vec![start],
+            vectors: vec![unit(start)],
             w: Vec::new(),
         }
     }
@@ -234,13 +241,8 @@ impl DeviceBasis {
     /// Starts from the host vector `start` (normalised here in f64, then
     /// uploaded as f32; must be non-zero and finite).
     pub fn new(start: &[f64], device: &Device) -> Self {
-        let n = norm(start);
-        assert!(
-            n > 0.0 && n.is_finite(),
-            "Lanczos start vector must be non-zero and finite"
-        );
         let p = start.len();
-        let v: Vec<f32> = start.iter().map(|&x| (x / n) as f32).collect();
+        let v: Vec<f32> = unit(start.to_vec()).iter().map(|&x| x as f32).collect();
         let q = Tensor::<1>::from_data(TensorData::new(v, [p]), device);
         let store = Tensor::<2>::empty([8, p], device)
             .slice_assign([0..1, 0..p], q.clone().reshape([1, p]));
@@ -366,6 +368,23 @@ impl Lanczos<HostBasis> {
         let mut s = self.begin(aq.to_vec());
         while let Some(next) = self.resolve(&s) {
             s = next;
+        }
+    }
+}
+
+impl Lanczos<DeviceBasis> {
+    /// Feeds `aq = A·query()` (a device vector): the step's vector work runs on
+    /// the device and each of its scalar results is awaited (one read of three
+    /// f32s, plus one of two when a second reorthogonalisation pass runs).
+    /// Must not be called once [`Lanczos::is_exhausted`].
+    pub async fn feed(&mut self, aq: Tensor<1>) -> crate::Result<()> {
+        let mut s = self.begin(aq);
+        loop {
+            let v: Vec<f64> = read_vec(&s).await?.into_iter().map(f64::from).collect();
+            match self.resolve(&v) {
+                Some(next) => s = next,
+                None => return Ok(()),
+            }
         }
     }
 }
@@ -620,6 +639,7 @@ mod tests {
     #[test]
     fn device_basis_matches_dense_eigenvalues() {
         use crate::models::tensor_to_vec;
+        use crate::Block;
         let mut rng = Rng::new(11);
         let n = 60;
         let a: Vec<f64> = random_symmetric(n, &mut rng)
@@ -644,14 +664,7 @@ mod tests {
                 .clone()
                 .matmul(l.query().clone().reshape([n, 1]))
                 .reshape([n]);
-            let mut s = l.begin(aq);
-            loop {
-                let v: Vec<f64> = tensor_to_vec(&s).into_iter().map(f64::from).collect();
-                match l.resolve(&v) {
-                    Some(next) => s = next,
-                    None => break,
-                }
-            }
+            l.feed(aq).block().unwrap();
             if let Some(converged) = l.done(&cfg) {
                 break l.eigenpairs(cfg.k, converged);
             }

@@ -185,34 +185,6 @@ pub async fn evaluate(model: &Model, sample: &Sample, loss: &LossConfig) -> Resu
     })
 }
 
-/// Records the gates (ReLU / max-pool) of the forward pass at `params` for
-/// every chunk of `sample` (empty lists for gate-free models); BatchNorm uses
-/// `running` statistics when given, else each chunk's batch statistics.
-pub fn record_gates(
-    arch: &Architecture,
-    params: &[Tensor<1>],
-    running: Option<&[Tensor<1>]>,
-    sample: &Sample,
-) -> Vec<Vec<Gate>> {
-    sample
-        .chunks
-        .iter()
-        .map(|ch| {
-            let mut g = Vec::new();
-            if arch.has_gates() {
-                let _ = forward_bn(
-                    arch,
-                    params,
-                    ch.x.clone(),
-                    Gates::Record(&mut g),
-                    &mut Bn::from_running(running),
-                );
-            }
-            g
-        })
-        .collect()
-}
-
 /// ℓ_S(θ) and ∇_θ ℓ_S(θ) (one flat tensor per parameter), with the gates of
 /// each chunk fixed to `gates` when given (for finite-difference curvature).
 /// BatchNorm as `bn` says: batch statistics per chunk (train mode), running
@@ -290,11 +262,11 @@ pub fn leaf_gradients(leaves: &[Tensor<1>], grads: &Gradients) -> Vec<Tensor<1>>
 
 /// Flattens parameter-shaped tensors into one host vector (f64).
 pub async fn flatten_to_host(ts: &[Tensor<1>]) -> Result<Vec<f64>> {
-    let mut out = Vec::new();
-    for t in ts {
-        out.extend(read_vec(t).await?.into_iter().map(f64::from));
-    }
-    Ok(out)
+    Ok(read_vec(&flatten(ts))
+        .await?
+        .into_iter()
+        .map(f64::from)
+        .collect())
 }
 
 /// Concatenates parameter-shaped tensors into one flat device tensor
@@ -318,13 +290,10 @@ pub fn unflatten(v: &Tensor<1>, like: &[Tensor<1>]) -> Vec<Tensor<1>> {
 
 /// Splits a flat host vector into device tensors shaped like `like`.
 pub fn unflatten_from_host(v: &[f64], like: &[Tensor<1>]) -> Vec<Tensor<1>> {
-    let mut off = 0;
-    like.iter()
-        .map(|p| {
-            let n = p.dims()[0];
-            let vals: Vec<f32> = v[off..off + n].iter().map(|&x| x as f32).collect();
-            off += n;
-            Tensor::from_data(TensorData::new(vals, [n]), &p.device())
-        })
-        .collect()
+    let Some(first) = like.first() else {
+        return Vec::new();
+    };
+    let vals: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    let flat = Tensor::from_data(TensorData::new(vals, [v.len()]), &first.device());
+    unflatten(&flat, like)
 }

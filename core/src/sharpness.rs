@@ -111,19 +111,7 @@ async fn estimate(
 ) -> Result<Sharpness> {
     let mut l = Lanczos::with_basis(DeviceBasis::new(&start_vector(p, warm, seed), device));
     let r = loop {
-        let aq = op.apply(l.query());
-        let mut scalars = l.begin(aq);
-        loop {
-            let v: Vec<f64> = read_vec(&scalars)
-                .await?
-                .into_iter()
-                .map(f64::from)
-                .collect();
-            match l.resolve(&v) {
-                Some(next) => scalars = next,
-                None => break,
-            }
-        }
+        l.feed(op.apply(l.query())).await?;
         if let Some(converged) = l.done(&cfg.lanczos) {
             break l.eigenpairs(cfg.lanczos.k, converged);
         }
@@ -163,7 +151,7 @@ pub async fn top_hessian_eigenvalues(
         cfg,
         warm,
         cfg.seed,
-        &model.params[0].device(),
+        &model.device(),
         t0,
     )
     .await
@@ -185,7 +173,7 @@ pub async fn top_gauss_newton_eigenvalues(
         cfg,
         warm,
         cfg.seed ^ 0x9e37,
-        &model.params[0].device(),
+        &model.device(),
         t0,
     )
     .await
