@@ -15,7 +15,7 @@ use curvlab::data::Dataset;
 use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
 use curvlab::loss::LossConfig;
-use curvlab::models::{Activation, Architecture, Bn, Model};
+use curvlab::models::{Activation, Architecture, Bn, Cnn, Mlp, Model, Resnet18};
 use curvlab::objective::{flatten_to_host, loss_and_gradient, Sample};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_gauss_newton_eigenvalues, top_hessian_eigenvalues, SharpnessConfig};
@@ -105,29 +105,29 @@ fn cpu_and_wgpu_agree() {
     let mut rng = Rng::new(8);
     let (n, c) = (64, 4);
     for arch in [
-        Architecture::Mlp {
+        Architecture::Mlp(Mlp {
             input_dim: 48,
             hidden: vec![32, 32],
             classes: c,
             activation: Activation::Relu,
-        },
-        Architecture::Cnn {
+        }),
+        Architecture::Cnn(Cnn {
             in_channels: 3,
             height: 4,
             width: 4,
             channels: vec![4],
             classes: c,
             activation: Activation::Tanh,
-        },
+        }),
         // BatchNorm (train mode over chunks for curvature, eval mode for Jacobians,
         // running statistics updated by the SGD steps), strided and 1×1 convolutions
-        Architecture::Resnet18 {
+        Architecture::Resnet18(Resnet18 {
             in_channels: 3,
             height: 8,
             width: 8,
             classes: c,
             base: 2,
-        },
+        }),
     ] {
         let d = arch.input_len();
         let data = Dataset {

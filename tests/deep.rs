@@ -12,13 +12,14 @@ mod deep;
 mod reference;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use curvlab::backend::tensor_to_vec;
 use curvlab::data::Dataset;
 use curvlab::hvp::{HessianOperator, HvpConfig};
 use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
 use curvlab::linalg::dot;
 use curvlab::loss::LossConfig;
-use curvlab::models::{tensor_to_vec, Architecture, Bn, BnMode, Model};
+use curvlab::models::{Architecture, Bn, BnMode, Model, Resnet18, Vgg11};
 use curvlab::objective::{flatten_to_host, loss_and_gradient, Sample};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_gauss_newton_eigenvalues, top_hessian_eigenvalues, SharpnessConfig};
@@ -28,24 +29,24 @@ use deep::DeepProblem;
 use reference::spectral_norm;
 
 fn vgg(base: usize, batch_norm: bool) -> Architecture {
-    Architecture::Vgg11 {
+    Architecture::Vgg11(Vgg11 {
         in_channels: 3,
         height: 32,
         width: 32,
         classes: 3,
         base,
         batch_norm,
-    }
+    })
 }
 
 fn resnet(base: usize, side: usize) -> Architecture {
-    Architecture::Resnet18 {
+    Architecture::Resnet18(Resnet18 {
         in_channels: 3,
         height: side,
         width: side,
         classes: 3,
         base,
-    }
+    })
 }
 
 fn data(arch: &Architecture, n: usize, seed: u64) -> Dataset {

@@ -12,7 +12,7 @@ use std::process::Output;
 use cli::{bin, cifar_dir, ok, rows, tmp};
 use curvlab::lanczos::{top_eigenpairs, LanczosConfig};
 use curvlab::loss::LossKind;
-use curvlab::models::{Activation, Architecture};
+use curvlab::models::{Activation, Architecture, Mlp};
 use curvlab::rng::Rng;
 use serde_json::Value;
 
@@ -139,12 +139,12 @@ fn measure_matches_exact_reference_on_real_cifar() {
             .iter()
             .flat_map(|&yi| (0..10).map(move |k| if k == yi as usize { 1.0 } else { 0.0 }))
             .collect();
-        let arch = Architecture::Mlp {
+        let arch = Architecture::Mlp(Mlp {
             input_dim: 3072,
             hidden: vec![24, 16],
             classes: 10,
             activation: act,
-        };
+        });
         let prob = reference::Problem {
             arch,
             theta,

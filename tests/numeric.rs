@@ -12,7 +12,7 @@ use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
 use curvlab::linalg::{matvec, symmetric_eigen};
 use curvlab::loss::{LossConfig, LossKind};
-use curvlab::models::{Activation, Architecture, Bn, BnMode, Model};
+use curvlab::models::{Activation, Architecture, Bn, BnMode, Cnn, Mlp, Model};
 use curvlab::objective::{flatten_to_host, loss_and_gradient, Sample};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_gauss_newton_eigenvalues, top_hessian_eigenvalues, SharpnessConfig};
@@ -28,23 +28,23 @@ struct Case {
 }
 
 fn mlp(act: Activation, hidden: Vec<usize>) -> Architecture {
-    Architecture::Mlp {
+    Architecture::Mlp(Mlp {
         input_dim: 6,
         hidden,
         classes: 3,
         activation: act,
-    }
+    })
 }
 
 fn cnn(act: Activation) -> Architecture {
-    Architecture::Cnn {
+    Architecture::Cnn(Cnn {
         in_channels: 2,
         height: 4,
         width: 4,
         channels: vec![3],
         classes: 3,
         activation: act,
-    }
+    })
 }
 
 /// A random problem: PyTorch-initialised θ (optionally trained `train_steps` of GD
@@ -201,12 +201,12 @@ fn sharpness_relu_cnn_generalised_hessian() {
 /// x̃ = [x; 1], so λ_max(H) = λ_max((1/N) X̃ᵀ X̃) in closed form.
 #[test]
 fn sharpness_linear_regression_closed_form() {
-    let arch = Architecture::Mlp {
+    let arch = Architecture::Mlp(Mlp {
         input_dim: 5,
         hidden: vec![],
         classes: 2,
         activation: Activation::Tanh,
-    };
+    });
     let loss = LossConfig {
         kind: LossKind::Square,
         ..Default::default()

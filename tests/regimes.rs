@@ -263,6 +263,7 @@ fn interrupt_writes_a_checkpoint() {
         assert!(t0.elapsed() < Duration::from_secs(300), "no rows appeared");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // SAFETY: kill(2) on a child this test spawned and has not yet reaped.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }

@@ -16,12 +16,12 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 fn time(name: &str, mut f: impl FnMut() -> Tensor<2>) {
     for _ in 0..3 {
-        curvlab::models::tensor_to_vec(&f());
+        curvlab::backend::tensor_to_vec(&f());
     }
     let n = 20;
     let t = Instant::now();
     for _ in 0..n {
-        curvlab::models::tensor_to_vec(&f());
+        curvlab::backend::tensor_to_vec(&f());
     }
     let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
     println!("{name:<44} {ms:>8.2} ms");

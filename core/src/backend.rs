@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use burn::tensor::wgpu::WgpuSetup;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -128,4 +128,23 @@ fn wgpu_device() -> Result<Device> {
 /// Waits for queued work on `device` (for timing).
 pub fn sync(device: &Device) -> Result<()> {
     device.sync().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+/// Reads a tensor's values to the host as f32, yielding while the device
+/// finishes (the only way to read on wasm with WebGPU).
+pub async fn read_vec<const D: usize>(t: &Tensor<D>) -> Result<Vec<f32>> {
+    t.to_data_async()
+        .await
+        .map_err(|e| Error::Backend(format!("reading a tensor from the device failed: {e:?}")))?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Backend(format!("tensor data is not f32: {e:?}")))
+}
+
+/// [`read_vec`] run to completion on this thread (native code and tests).
+///
+/// # Panics
+/// If the device read fails.
+pub fn tensor_to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    crate::block_on(read_vec(t)).expect("tensor read")
 }

@@ -15,8 +15,8 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::read_vec;
 use crate::data::Dataset;
-use crate::models::read_vec;
 use crate::{Error, Result};
 
 /// The closest pair of examples with different labels.

@@ -16,8 +16,9 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use web_time::Duration;
 
+use crate::backend::read_vec;
 use crate::experiment::{Run, RunConfig};
-use crate::models::{read_vec, Model};
+use crate::models::Model;
 use crate::train::TrainerState;
 use crate::{Error, Result};
 

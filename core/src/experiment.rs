@@ -18,6 +18,7 @@ use crate::data::toy::{self, ToyConfig};
 use crate::data::Dataset;
 use crate::loss::{LossConfig, LossKind};
 use crate::measure::{MeasureConfig, Measurer};
+pub use crate::models::ModelKind;
 use crate::models::{Activation, Architecture, Model};
 use crate::record::MetricsRow;
 use crate::train::{OptimConfig, Trainer};
@@ -101,37 +102,11 @@ impl DataConfig {
     }
 }
 
-/// Model family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    #[default]
-    Mlp,
-    Cnn,
-    Vgg11,
-    #[serde(rename = "vgg11_bn")]
-    Vgg11Bn,
-    Resnet18,
-}
-
-impl ModelKind {
-    /// The name used in messages.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            ModelKind::Mlp => "MLP",
-            ModelKind::Cnn => "CNN",
-            ModelKind::Vgg11 => "VGG11",
-            ModelKind::Vgg11Bn => "VGG11-BN",
-            ModelKind::Resnet18 => "ResNet18",
-        }
-    }
-}
-
 /// Model settings; input size and classes come from the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// MLP or small CNN.
+    /// Which registered model (`mlp`, `cnn`, `vgg11`, `vgg11_bn`, `resnet18`).
     pub kind: ModelKind,
     /// MLP hidden widths (depth = its length).
     pub hidden: Vec<usize>,
@@ -146,7 +121,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            kind: ModelKind::Mlp,
+            kind: ModelKind::MLP,
             hidden: vec![256, 256],
             channels: vec![16, 32],
             activation: Activation::Tanh,
@@ -156,55 +131,16 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// The architecture for `data`.
+    /// The architecture for `data` (the kind's registry entry builds it), validated.
     pub fn architecture(&self, data: &Dataset) -> Result<Architecture> {
-        let arch = match self.kind {
-            ModelKind::Mlp => Architecture::Mlp {
-                input_dim: data.input_len(),
-                hidden: self.hidden.clone(),
-                classes: data.classes,
-                activation: self.activation,
-            },
-            kind => {
-                let &[c, h, w] = data.input_shape.as_slice() else {
-                    return Err(Error::Shape(format!(
-                        "a {} needs image inputs [c, h, w]; {} has inputs of shape {:?}",
-                        kind.display_name(),
-                        data.name,
-                        data.input_shape
-                    )));
-                };
-                let (in_channels, height, width, classes) = (c, h, w, data.classes);
-                match kind {
-                    ModelKind::Cnn => Architecture::Cnn {
-                        in_channels,
-                        height,
-                        width,
-                        channels: self.channels.clone(),
-                        classes,
-                        activation: self.activation,
-                    },
-                    ModelKind::Vgg11 | ModelKind::Vgg11Bn => Architecture::Vgg11 {
-                        in_channels,
-                        height,
-                        width,
-                        classes,
-                        base: self.width,
-                        batch_norm: kind == ModelKind::Vgg11Bn,
-                    },
-                    ModelKind::Resnet18 => Architecture::Resnet18 {
-                        in_channels,
-                        height,
-                        width,
-                        classes,
-                        base: self.width,
-                    },
-                    ModelKind::Mlp => unreachable!("handled above"),
-                }
-            }
-        };
+        let arch = self.kind.architecture(self, data)?;
         arch.validate()?;
         Ok(arch)
+    }
+
+    /// A short description for legends ("MLP 256×256", "CNN 16-32").
+    pub fn summary(&self) -> String {
+        self.kind.summary(self)
     }
 }
 
@@ -432,16 +368,6 @@ impl Run {
         !self.pending.is_empty()
     }
 
-    /// Measurement rows emitted so far.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// True once the run has nothing more to do.
-    pub fn is_finished(&self) -> bool {
-        self.done && self.pending.is_empty()
-    }
-
     fn base_row(&self) -> MetricsRow {
         MetricsRow {
             step: self.trainer.step,
@@ -524,17 +450,4 @@ impl Run {
             model: self.trainer.model,
         }
     }
-}
-
-/// Trains and measures as `cfg` says, reporting every event through `on`.
-pub async fn run(
-    cfg: &RunConfig,
-    device: &Device,
-    mut on: impl FnMut(Event),
-) -> Result<RunSummary> {
-    let mut r = Run::new(cfg, device).await?;
-    while let Some(e) = r.next().await? {
-        on(e);
-    }
-    Ok(r.summary())
 }

@@ -22,10 +22,11 @@
 use burn::tensor::{activation, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::read_vec;
 use crate::loss::{LossConfig, LossKind};
 use crate::models::{
-    forward_from_stem, read_vec, stem, stem_gradients, stem_param_count, Architecture, Bn, BnMode,
-    Gate, Gates, Model,
+    forward_from_stem, stem, stem_gradients, stem_param_count, Architecture, Bn, BnMode, Gate,
+    Gates, Model,
 };
 use crate::objective::{
     flatten, flatten_to_host, leaf_gradients, unflatten, unflatten_from_host, Sample,
@@ -369,7 +370,7 @@ impl<'a> GaussNewtonOperator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::Activation;
+    use crate::models::{Activation, Cnn, Mlp, Resnet18, Vgg11};
     use crate::objective::loss_and_gradient_tensors;
     use crate::rng::Rng;
     use crate::Block;
@@ -410,41 +411,41 @@ mod tests {
     fn cached_stem_product_equals_two_gradient_formula() {
         let dev = Device::flex();
         let archs = [
-            Architecture::Mlp {
+            Architecture::Mlp(Mlp {
                 input_dim: 12,
                 hidden: vec![9, 7],
                 classes: 4,
                 activation: Activation::Relu,
-            },
-            Architecture::Mlp {
+            }),
+            Architecture::Mlp(Mlp {
                 input_dim: 5,
                 hidden: vec![],
                 classes: 3,
                 activation: Activation::Tanh,
-            },
-            Architecture::Cnn {
+            }),
+            Architecture::Cnn(Cnn {
                 in_channels: 2,
                 height: 8,
                 width: 8,
                 channels: vec![3, 4],
                 classes: 3,
                 activation: Activation::Relu,
-            },
-            Architecture::Vgg11 {
+            }),
+            Architecture::Vgg11(Vgg11 {
                 in_channels: 3,
                 height: 32,
                 width: 32,
                 classes: 5,
                 base: 4,
                 batch_norm: true,
-            },
-            Architecture::Resnet18 {
+            }),
+            Architecture::Resnet18(Resnet18 {
                 in_channels: 3,
                 height: 8,
                 width: 8,
                 classes: 4,
                 base: 4,
-            },
+            }),
         ];
         for arch in archs {
             let (d, c, n) = (arch.input_len(), arch.classes(), 11);

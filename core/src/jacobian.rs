@@ -24,10 +24,9 @@
 
 use burn::tensor::{Tensor, TensorData};
 
+use crate::backend::read_vec;
 use crate::linalg::largest_eigenvalue;
-use crate::models::{
-    forward_bn, forward_from_stem, read_vec, stem, Architecture, Bn, Gates, Model,
-};
+use crate::models::{forward_bn, forward_from_stem, stem, Architecture, Bn, Gates, Input, Model};
 use crate::objective::Sample;
 use crate::Result;
 
@@ -189,11 +188,11 @@ struct DenseStem {
 
 impl DenseStem {
     fn new(arch: &Architecture, params: &[Tensor<1>]) -> Option<DenseStem> {
-        let Architecture::Mlp { input_dim, .. } = arch else {
+        let layout = arch.layout();
+        let Input::Vector(d) = layout.input else {
             return None;
         };
-        let shape = &arch.param_specs()[0].shape;
-        let (m, d) = (shape[0], *input_dim);
+        let m = layout.params[0].shape[0];
         let w0: Tensor<2> = params[0].clone().reshape([m, d]);
         let gram = (m <= 2 * d).then(|| w0.clone().matmul(w0.clone().transpose()));
         Some(DenseStem { w0, gram })

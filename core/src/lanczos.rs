@@ -30,8 +30,8 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::read_vec;
 use crate::linalg::{axpy, dot, norm, symmetric_eigen};
-use crate::models::read_vec;
 
 /// Settings of a Lanczos run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -638,7 +638,7 @@ mod tests {
     /// the reported residual against the true one of the read-back Ritz vector.
     #[test]
     fn device_basis_matches_dense_eigenvalues() {
-        use crate::models::tensor_to_vec;
+        use crate::backend::tensor_to_vec;
         use crate::Block;
         let mut rng = Rng::new(11);
         let n = 60;

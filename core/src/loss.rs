@@ -143,7 +143,7 @@ mod tests {
         assert!((t[0] - 0.95).abs() < 1e-7 && (t[1] - 0.05).abs() < 1e-7);
         let z = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, -1.0], [1, 2]), &dev);
         let tt = Tensor::<2>::from_data(TensorData::new(t.clone(), [1, 2]), &dev);
-        let c = crate::models::tensor_to_vec(&cfg.per_example(z, tt))[0] as f64;
+        let c = crate::backend::tensor_to_vec(&cfg.per_example(z, tt))[0] as f64;
         // log softmax = [-ln(1+e^-2), -2 - ln(1+e^-2)]
         let l0 = -(1.0 + (-2.0f64).exp()).ln();
         let expect = -(0.95 * l0 + 0.05 * (l0 - 2.0));
@@ -165,7 +165,7 @@ mod tests {
         let t = Tensor::<2>::from_data(TensorData::new(cfg.targets(&[1], 2), [1, 2]), &dev);
         // ½((1-0)² + (1-2)²) = 1
         assert_eq!(
-            crate::models::tensor_to_vec(&cfg.per_example(z, t)),
+            crate::backend::tensor_to_vec(&cfg.per_example(z, t)),
             vec![1.0]
         );
         assert!(LossConfig {

@@ -6,9 +6,10 @@
 
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
+use crate::backend::read_vec;
 use crate::data::Dataset;
 use crate::loss::{LossConfig, LossKind};
-use crate::models::{forward_bn, read_vec, Architecture, Bn, Gate, Gates, Model};
+use crate::models::{forward_bn, Architecture, Bn, Gate, Gates, Model};
 use crate::{Error, Result};
 
 /// A chunk of examples on the device.

@@ -15,10 +15,11 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::backend::read_vec;
 use crate::hvp::{GaussNewtonOperator, HessianOperator, HvpConfig};
 use crate::lanczos::{DeviceBasis, Lanczos, LanczosConfig};
 use crate::loss::LossConfig;
-use crate::models::{read_vec, BnMode, Model};
+use crate::models::{BnMode, Model};
 use crate::objective::Sample;
 use crate::rng::Rng;
 use crate::Result;

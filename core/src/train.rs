@@ -21,9 +21,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentConfig;
+use crate::backend::read_vec;
 use crate::data::Dataset;
 use crate::loss::LossConfig;
-use crate::models::{forward_bn, read_vec, Bn, Gates, Model, BN_MOMENTUM};
+use crate::models::{forward_bn, Bn, Gates, Model, BN_MOMENTUM};
 use crate::objective::{leaf_gradients, leaves, loss_and_gradient_tensors, Sample};
 use crate::rng::Rng;
 use crate::schedule::ScheduleConfig;
@@ -494,7 +495,7 @@ fn upload_all(train: &Dataset, loss: &LossConfig, device: &Device) -> (Tensor<2>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{Activation, Architecture};
+    use crate::models::{Activation, Architecture, Mlp};
     use crate::Block;
 
     fn data(n: usize, d: usize, c: usize) -> Dataset {
@@ -510,12 +511,12 @@ mod tests {
 
     fn train(seed: u64, optim: OptimConfig, steps: usize) -> (Vec<f32>, Vec<f64>) {
         let dev = Device::flex();
-        let arch = Architecture::Mlp {
+        let arch = Architecture::Mlp(Mlp {
             input_dim: 5,
             hidden: vec![7],
             classes: 3,
             activation: Activation::Relu,
-        };
+        });
         let model = Model::init(&arch, seed, &dev).unwrap();
         let mut t = Trainer::new(
             model,
@@ -556,12 +557,12 @@ mod tests {
     /// x = 0 with label 0 and the square loss ½‖b − t‖², t = (1, 0).
     fn zero_input_linear(optim: OptimConfig) -> Trainer {
         let dev = Device::flex();
-        let arch = Architecture::Mlp {
+        let arch = Architecture::Mlp(Mlp {
             input_dim: 1,
             hidden: vec![],
             classes: 2,
             activation: Activation::Tanh,
-        };
+        });
         let model = Model::from_host(&arch, &[vec![1.0, -2.0], vec![0.0, 0.0]], &dev).unwrap();
         let data = Dataset {
             x: vec![0.0],
@@ -631,12 +632,12 @@ mod tests {
             ..Default::default()
         };
         let dev = Device::flex();
-        let arch = Architecture::Mlp {
+        let arch = Architecture::Mlp(Mlp {
             input_dim: 5,
             hidden: vec![4],
             classes: 3,
             activation: Activation::Relu,
-        };
+        });
         let model = Model::init(&arch, 0, &dev).unwrap();
         let mut t = Trainer::new(model, &data(12, 5, 3), LossConfig::default(), optim, 12, 0)
             .unwrap()

@@ -3,8 +3,9 @@
 //! and `layers.{i}.bias` `[out]`; CNN `features.{j}.*`, `classifier.*`.
 //!
 //! curvlab writes its architecture as JSON into the safetensors metadata
-//! (`curvlab_architecture`); files from other tools are read as MLPs, the
-//! architecture inferred from the tensor shapes.
+//! (`curvlab_architecture`); for files from other tools the architecture is
+//! inferred from the tensor names and shapes by the registered models
+//! ([`Architecture::infer`]: an MLP, a torchvision ResNet18 or VGG11).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::models::{Activation, Architecture, Model};
+use crate::models::{Activation, Architecture, Model, Shapes};
 use crate::{Error, Result};
 
 const ARCH_KEY: &str = "curvlab_architecture";
@@ -103,6 +104,14 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// Tensor name → shape.
+pub fn shapes(tensors: &HashMap<String, HostTensor>) -> Shapes {
+    tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.shape.clone()))
+        .collect()
+}
+
 /// Tensors by name, and the file's metadata.
 type Contents = (HashMap<String, HostTensor>, HashMap<String, String>);
 
@@ -152,122 +161,11 @@ fn parse(bytes: &[u8]) -> std::result::Result<Contents, String> {
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
-/// Infers an MLP from `layers.{i}.weight|bias` tensors: the layers sorted by
-/// index, each weight `[out, in]` chaining into the next.
-pub fn infer_mlp(
-    tensors: &HashMap<String, HostTensor>,
-    activation: Activation,
-) -> std::result::Result<Architecture, String> {
-    let mut idx: Vec<usize> = tensors
-        .keys()
-        .filter_map(|k| {
-            k.strip_prefix("layers.")?
-                .strip_suffix(".weight")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    idx.sort_unstable();
-    if idx.is_empty() {
-        let names: Vec<_> = tensors.keys().take(5).cloned().collect();
-        return Err(format!(
-            "no MLP tensors 'layers.{{i}}.weight' found (tensors: {names:?})"
-        ));
-    }
-    let mut dims = Vec::new();
-    for (n, &i) in idx.iter().enumerate() {
-        let w = &tensors[&format!("layers.{i}.weight")];
-        if w.shape.len() != 2 {
-            return Err(format!(
-                "layers.{i}.weight has shape {:?}, expected [out, in]",
-                w.shape
-            ));
-        }
-        let b = tensors
-            .get(&format!("layers.{i}.bias"))
-            .ok_or(format!("layers.{i}.bias is missing"))?;
-        if b.shape != [w.shape[0]] {
-            return Err(format!(
-                "layers.{i}.bias has shape {:?}, expected [{}]",
-                b.shape, w.shape[0]
-            ));
-        }
-        if n == 0 {
-            dims.push(w.shape[1]);
-        } else if dims[n] != w.shape[1] {
-            return Err(format!(
-                "layers.{i}.weight takes {} inputs but the previous layer gives {}",
-                w.shape[1], dims[n]
-            ));
-        }
-        dims.push(w.shape[0]);
-    }
-    let classes = *dims.last().expect("non-empty");
-    Ok(Architecture::Mlp {
-        input_dim: dims[0],
-        hidden: dims[1..dims.len() - 1].to_vec(),
-        classes,
-        activation,
-    })
-}
-
-/// Infers a torchvision-style image model from its tensor names and shapes:
-/// ResNet18 (`conv1`, `layer4.1.conv2`, `fc`) or VGG11 with or without
-/// BatchNorm (`features.*`, `classifier`), for square images (32×32 unless the
-/// classifier's input size says otherwise). `None` if the names don't match.
-pub fn infer_image_model(
-    tensors: &HashMap<String, HostTensor>,
-) -> Option<std::result::Result<Architecture, String>> {
-    let shape = |n: &str| tensors.get(n).map(|t| t.shape.clone());
-    if let (Some(c1), Some(fc), Some(_)) = (
-        shape("conv1.weight"),
-        shape("fc.weight"),
-        shape("layer4.1.conv2.weight"),
-    ) {
-        if c1.len() != 4 || fc.len() != 2 {
-            return Some(Err(format!(
-                "conv1.weight {c1:?} / fc.weight {fc:?} are not ResNet18 shapes"
-            )));
-        }
-        return Some(Ok(Architecture::Resnet18 {
-            in_channels: c1[1],
-            height: 32,
-            width: 32,
-            classes: fc[0],
-            base: c1[0],
-        }));
-    }
-    if let (Some(f0), Some(cl)) = (shape("features.0.weight"), shape("classifier.weight")) {
-        if f0.len() != 4 || cl.len() != 2 {
-            return None;
-        }
-        let batch_norm = shape("features.1.weight").is_some_and(|s| s.len() == 1);
-        let base = f0[0];
-        let last = (512 * base / 64).max(1);
-        let cells = cl[1] / last;
-        let side = (cells as f64).sqrt().round() as usize;
-        if side == 0 || side * side * last != cl[1] {
-            return Some(Err(format!(
-                "classifier.weight {cl:?} does not fit VGG11 with base width {base}"
-            )));
-        }
-        return Some(Ok(Architecture::Vgg11 {
-            in_channels: f0[1],
-            height: 32 * side,
-            width: 32 * side,
-            classes: cl[0],
-            base,
-            batch_norm,
-        }));
-    }
-    None
-}
-
-/// Loads a model. The architecture comes from curvlab's metadata when present
-/// (then `activation` overrides the stored one only if given, for MLP and
-/// CNN), else it is inferred from the names: a torchvision-style ResNet18 or
-/// VGG11, or an MLP with `activation` (default ReLU). BatchNorm running
-/// statistics are read when the model has BatchNorm.
+/// Loads a model. The architecture comes from curvlab's metadata when present,
+/// else it is inferred from the names ([`Architecture::infer`]: a
+/// torchvision-style ResNet18 or VGG11, or an MLP with ReLU); a given
+/// `activation` then replaces the model's where it is a setting (MLP, CNN).
+/// BatchNorm running statistics are read when the model has BatchNorm.
 pub fn load(path: &Path, activation: Option<Activation>, device: &Device) -> Result<Model> {
     let (tensors, meta) = read(path)?;
     let werr = |msg: String| Error::Weights {
@@ -277,18 +175,10 @@ pub fn load(path: &Path, activation: Option<Activation>, device: &Device) -> Res
     let mut arch = match meta.get(ARCH_KEY) {
         Some(json) => serde_json::from_str::<Architecture>(json)
             .map_err(|e| werr(format!("bad {ARCH_KEY} metadata: {e}")))?,
-        None => match infer_image_model(&tensors) {
-            Some(r) => r.map_err(werr)?,
-            None => infer_mlp(&tensors, activation.unwrap_or_default()).map_err(werr)?,
-        },
+        None => Architecture::infer(&shapes(&tensors)).map_err(werr)?,
     };
     if let Some(a) = activation {
-        match &mut arch {
-            Architecture::Mlp { activation, .. } | Architecture::Cnn { activation, .. } => {
-                *activation = a
-            }
-            Architecture::Vgg11 { .. } | Architecture::Resnet18 { .. } => {}
-        }
+        arch.set_activation(a);
     }
     let host = arch
         .param_specs()
@@ -332,16 +222,17 @@ pub fn load(path: &Path, activation: Option<Activation>, device: &Device) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::{Mlp, Resnet18};
 
     #[test]
     fn round_trip_and_inference() {
         let dev = Device::flex();
-        let arch = Architecture::Mlp {
+        let arch = Architecture::Mlp(Mlp {
             input_dim: 5,
             hidden: vec![4, 3],
             classes: 2,
             activation: Activation::Tanh,
-        };
+        });
         let m = Model::init(&arch, 3, &dev).unwrap();
         let dir = std::env::temp_dir().join(format!("curvlab-w-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -353,13 +244,13 @@ mod tests {
         let (t, _) = read(&p).unwrap();
         assert_eq!(t["layers.0.weight"].shape, vec![4, 5]);
         assert_eq!(
-            infer_mlp(&t, Activation::Relu).unwrap(),
-            Architecture::Mlp {
+            Architecture::infer(&shapes(&t)).unwrap(),
+            Architecture::Mlp(Mlp {
                 input_dim: 5,
                 hidden: vec![4, 3],
                 classes: 2,
                 activation: Activation::Relu
-            }
+            })
         );
         // not a safetensors file → one clear error
         std::fs::write(dir.join("bad.safetensors"), b"garbage").unwrap();
@@ -379,13 +270,13 @@ mod tests {
     #[test]
     fn batch_norm_model_round_trip_and_pytorch_layout() {
         let dev = Device::flex();
-        let arch = Architecture::Resnet18 {
+        let arch = Architecture::Resnet18(Resnet18 {
             in_channels: 3,
             height: 32,
             width: 32,
             classes: 10,
             base: 2,
-        };
+        });
         let mut m = Model::init(&arch, 4, &dev).unwrap();
         m.buffers = m
             .buffers
@@ -438,9 +329,41 @@ mod tests {
         assert_eq!(t.buffers_to_host(), m.buffers_to_host());
         let x = burn::tensor::Tensor::<2>::ones([1, 3072], &dev);
         assert_eq!(
-            crate::models::tensor_to_vec(&t.forward(x.clone())),
-            crate::models::tensor_to_vec(&m.forward(x))
+            crate::backend::tensor_to_vec(&t.forward(x.clone())),
+            crate::backend::tensor_to_vec(&m.forward(x))
         );
+    }
+
+    /// Files written before the models moved into one file each carry the
+    /// architecture in this JSON form: every kind still loads from it.
+    #[test]
+    fn files_with_the_stored_architecture_json_load() {
+        let dev = Device::flex();
+        let dir = std::env::temp_dir().join(format!("curvlab-wjson-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stored = [
+            r#"{"kind":"mlp","input_dim":6,"hidden":[5,4],"classes":3,"activation":"gelu"}"#,
+            r#"{"kind":"cnn","in_channels":2,"height":8,"width":8,"channels":[3,4],"classes":3,"activation":"tanh"}"#,
+            r#"{"kind":"vgg11","in_channels":3,"height":32,"width":32,"classes":3,"base":4,"batch_norm":false}"#,
+            r#"{"kind":"vgg11","in_channels":3,"height":32,"width":32,"classes":3,"base":4,"batch_norm":true}"#,
+            r#"{"kind":"resnet18","in_channels":3,"height":8,"width":8,"classes":3,"base":2}"#,
+        ];
+        for (i, json) in stored.iter().enumerate() {
+            let arch: Architecture = serde_json::from_str(json).unwrap();
+            let m = Model::init(&arch, 5, &dev).unwrap();
+            // the tensors as curvlab writes them, with the stored metadata verbatim
+            let bytes = to_bytes(&m).unwrap();
+            let st = SafeTensors::deserialize(&bytes).unwrap();
+            let views: Vec<(String, TensorView)> = st.tensors();
+            let meta = HashMap::from([(ARCH_KEY.to_string(), json.to_string())]);
+            let p = dir.join(format!("{i}.safetensors"));
+            std::fs::write(&p, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+            let back = load(&p, None, &dev).unwrap();
+            assert_eq!(back.arch, arch);
+            assert_eq!(&serde_json::to_string(&back.arch).unwrap(), json);
+            assert_eq!(back.flat(), m.flat());
+            assert_eq!(back.buffers_to_host(), m.buffers_to_host());
+        }
     }
 
     #[test]

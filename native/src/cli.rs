@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use curvlab::experiment::ModelKind;
 
 /// curvlab: loss curvature (sharpness) and input–output Jacobian norms of deep
 /// networks, measured through training.
@@ -60,14 +62,12 @@ pub enum Act {
     Gelu,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ModelFamily {
-    Mlp,
-    Cnn,
-    Vgg11,
-    #[value(name = "vgg11_bn")]
-    Vgg11Bn,
-    Resnet18,
+/// `--model`: the kinds of core's model registry, with their one-line help.
+fn model_kind() -> impl TypedValueParser<Value = ModelKind> {
+    PossibleValuesParser::new(
+        ModelKind::all().map(|k| PossibleValue::new(k.name()).help(k.about())),
+    )
+    .try_map(|name| name.parse::<ModelKind>())
 }
 
 #[derive(Args, Debug)]
@@ -112,8 +112,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub n_test: Option<usize>,
     /// Model family.
-    #[arg(long, value_enum)]
-    pub model: Option<ModelFamily>,
+    #[arg(long, value_parser = model_kind())]
+    pub model: Option<ModelKind>,
     /// MLP hidden widths, comma-separated (e.g. 512,512).
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
@@ -349,4 +349,36 @@ pub struct BenchArgs {
     /// Also write the JSON object to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn run_args(args: &[&str]) -> Result<Box<RunArgs>, clap::Error> {
+        let argv = ["curvlab", "run"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(a) => Ok(a),
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    /// `--model` takes exactly the registry's names, spelled as before.
+    #[test]
+    fn model_values_come_from_the_registry() {
+        Cli::command().debug_assert();
+        for k in ModelKind::all() {
+            assert_eq!(run_args(&["--model", k.name()]).unwrap().model, Some(k));
+        }
+        assert_eq!(
+            run_args(&["--model", "vgg11_bn"]).unwrap().model,
+            Some(ModelKind::VGG11_BN)
+        );
+        let e = run_args(&["--model", "vgg16"]).unwrap_err().to_string();
+        assert!(
+            e.contains("possible values: mlp, cnn, vgg11, vgg11_bn, resnet18"),
+            "{e}"
+        );
+    }
 }

@@ -10,6 +10,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 extern "C" fn on_signal(sig: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
     // restore the default so that a second signal ends the process
+    // SAFETY: signal(2) is async-signal-safe, and SIG_DFL is a valid disposition.
     unsafe {
         libc::signal(sig, libc::SIG_DFL);
     }
@@ -18,6 +19,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
 /// Installs the handlers (idempotent).
 pub fn install() {
     #[cfg(unix)]
+    // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only stores to an
+    // atomic and calls signal(2), both async-signal-safe.
     unsafe {
         let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         libc::signal(libc::SIGINT, handler);

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use curvlab::loss::LossKind;
-use curvlab::models::{Architecture, VGG11_LAYERS};
+use curvlab::models::{Architecture, Resnet18, Vgg11, VGG11_LAYERS};
 
 use super::reference::{example_loss, Num, HD};
 
@@ -241,10 +241,10 @@ pub fn forward_deep<T: Num>(
         v: x.to_vec(),
     };
     match arch {
-        Architecture::Vgg11 {
+        Architecture::Vgg11(Vgg11 {
             batch_norm: with_bn,
             ..
-        } => {
+        }) => {
             let mut a = x;
             let mut idx = 0;
             for layer in VGG11_LAYERS {
@@ -270,7 +270,7 @@ pub fn forward_deep<T: Num>(
             assert_eq!(f, shape[1]);
             linear(&a.v, n, wt, &shape, bias)
         }
-        Architecture::Resnet18 { .. } => {
+        Architecture::Resnet18(Resnet18 { .. }) => {
             let (wt, shape) = p.get("conv1.weight");
             let mut a = relu(bn(&conv(&x, wt, &shape, None, 1, 1), "bn1"));
             for l in 1..=4 {

@@ -13,7 +13,7 @@
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use curvlab::loss::LossKind;
-use curvlab::models::{Activation, Architecture};
+use curvlab::models::{Activation, Architecture, Cnn, Mlp, Resnet18, Vgg11};
 
 /// Number types the reference model runs on.
 pub trait Num:
@@ -212,12 +212,12 @@ pub fn forward<T: Num>(arch: &Architecture, theta: &[T], x: &[T]) -> Vec<T> {
             .collect()
     };
     match arch {
-        Architecture::Mlp {
+        Architecture::Mlp(Mlp {
             input_dim,
             hidden,
             classes,
             activation,
-        } => {
+        }) => {
             let mut h = x.to_vec();
             let mut d = *input_dim;
             let widths: Vec<usize> = hidden.iter().copied().chain([*classes]).collect();
@@ -232,14 +232,14 @@ pub fn forward<T: Num>(arch: &Architecture, theta: &[T], x: &[T]) -> Vec<T> {
             }
             h
         }
-        Architecture::Cnn {
+        Architecture::Cnn(Cnn {
             in_channels,
             height,
             width,
             channels,
             classes,
             activation,
-        } => {
+        }) => {
             let (mut c, mut hh, mut ww) = (*in_channels, *height, *width);
             let mut h = x.to_vec(); // (c, h, w)
             for &co in channels {
@@ -298,7 +298,7 @@ pub fn forward<T: Num>(arch: &Architecture, theta: &[T], x: &[T]) -> Vec<T> {
             let b0 = take(*classes);
             linear(theta, w0, b0, &h, *classes)
         }
-        Architecture::Vgg11 { .. } | Architecture::Resnet18 { .. } => {
+        Architecture::Vgg11(Vgg11 { .. }) | Architecture::Resnet18(Resnet18 { .. }) => {
             panic!("per-example reference: use tests/common/deep.rs for VGG11 / ResNet18")
         }
     }
@@ -537,12 +537,12 @@ fn act_deriv<T: Num>(x: T, a: Activation) -> T {
 /// An MLP's layer sizes [d, h1, …, C] and activation.
 fn mlp_dims(arch: &Architecture) -> (Vec<usize>, Activation) {
     match arch {
-        Architecture::Mlp {
+        Architecture::Mlp(Mlp {
             input_dim,
             hidden,
             classes,
             activation,
-        } => {
+        }) => {
             let mut d = vec![*input_dim];
             d.extend(hidden);
             d.push(*classes);

@@ -430,7 +430,7 @@ fn build_controls(app: &Shared) {
             ),
             FieldKind::Choice(choices) => {
                 let s = el("select", &[("id", &id)], "");
-                for (v, text) in choices {
+                for (v, text) in choices() {
                     s.append_child(&el("option", &[("value", v)], text)).ok();
                 }
                 s
@@ -779,27 +779,7 @@ fn redraw(a: &App) {
     legend.set_inner_html("");
     for (i, r) in a.runs.iter().enumerate() {
         let c = &r.info.config;
-        let model = match c.model.kind {
-            curvlab::experiment::ModelKind::Mlp => format!(
-                "MLP {}",
-                c.model
-                    .hidden
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join("×")
-            ),
-            curvlab::experiment::ModelKind::Cnn => format!(
-                "CNN {}",
-                c.model
-                    .channels
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join("-")
-            ),
-            other => other.display_name().to_string(),
-        };
+        let model = c.model.summary();
         let last = r.rows.last();
         let fmt = |v: Option<f64>| v.map(crate::plot::fmt_num).unwrap_or_else(|| "–".into());
         let (jmax, _) = last

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use curvlab::data::cifar::{self, CifarKind, CifarOptions};
+use curvlab::data::cifar::{self, CifarOptions};
 use curvlab::data::{toy, Dataset};
 
 use crate::settings::{DataPlan, RunPlan};
@@ -41,25 +41,15 @@ fn is_test_file(name: &str) -> bool {
 }
 
 /// Parses one CIFAR-10 (3073-byte records) or CIFAR-100 (3074-byte records,
-/// fine labels) file.
+/// fine labels) file, told apart by its size as the CLI tells `train.bin`
+/// ([`cifar::kind_of_file`]).
 fn parse(file: &UserFile, input_scale: f32) -> Result<Dataset, String> {
-    let len = file.bytes.len();
-    let (c10, c100) = (
-        CifarKind::Cifar10.record_len(),
-        CifarKind::Cifar100 { coarse: false }.record_len(),
-    );
-    // A whole number of 3074-byte records and not of 3073-byte ones: CIFAR-100.
-    let kind = if len > 0 && !len.is_multiple_of(c10) && len.is_multiple_of(c100) {
-        CifarKind::Cifar100 { coarse: false }
-    } else {
-        CifarKind::Cifar10
-    };
-    cifar::parse_records(
-        file.bytes,
-        Path::new(file.name),
-        &CifarOptions { kind, input_scale },
-    )
-    .map_err(|e| format!("{e} — is it a CIFAR-10 binary file such as data_batch_1.bin?"))
+    let path = Path::new(file.name);
+    cifar::kind_of_file(path, file.bytes.len() as u64)
+        .and_then(|kind| {
+            cifar::parse_records(file.bytes, path, &CifarOptions { kind, input_scale })
+        })
+        .map_err(|e| format!("{e} — is it a CIFAR-10 binary file such as data_batch_1.bin?"))
 }
 
 /// Concatenates datasets of one kind (the first one's name and shape).
@@ -201,6 +191,22 @@ mod tests {
         assert_eq!(train.x, all.class_balanced(30).unwrap().x);
         let only_test = cifar_sets(&files[..1], 5, 5, 1.0).unwrap_err();
         assert!(only_test.contains("training file"), "{only_test}");
+    }
+
+    /// A file of 3074-byte records is CIFAR-100 (fine labels), told by the
+    /// core's size rule as for `train.bin` on the command line.
+    #[test]
+    fn a_cifar100_file_is_told_by_its_size() {
+        let bytes: Vec<u8> = (0..4)
+            .flat_map(|i| {
+                let mut rec = vec![(i % 20) as u8, (i * 30 % 100) as u8];
+                rec.extend(std::iter::repeat_n(7u8, 3072));
+                rec
+            })
+            .collect();
+        let d = parse(&file("train.bin", &bytes), 1.0).unwrap();
+        assert_eq!(d.classes, 100);
+        assert_eq!(d.y, vec![0, 30, 60, 90]);
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl Default for Settings {
             n_train: 1000,
             n_test: 1000,
             input_scale: 1.0,
-            model: ModelKind::Mlp,
+            model: ModelKind::MLP,
             width: 256,
             depth: 2,
             channels: vec![16, 32],
@@ -235,7 +235,7 @@ impl Settings {
     /// Checks what single fields cannot: that the model fits the data, the
     /// comparison is well formed, and the sizes are sane for a browser tab.
     pub fn validate(&self) -> Result<(), String> {
-        if self.model == ModelKind::Cnn && self.data != DataKind::Cifar {
+        if self.model == ModelKind::CNN && self.data != DataKind::Cifar {
             return Err("the CNN needs image data: choose the CIFAR-10 file, or an MLP".into());
         }
         if self.samples == 0 {
@@ -289,9 +289,10 @@ impl Settings {
     fn plan(&self, label: String) -> RunPlan {
         // Only the chosen family's sizes are recorded; the other keeps the core's default.
         let model_defaults = ModelConfig::default();
-        let (hidden, channels) = match self.model {
-            ModelKind::Cnn => (model_defaults.hidden, self.channels.clone()),
-            _ => (vec![self.width; self.depth], model_defaults.channels),
+        let (hidden, channels) = if self.model == ModelKind::CNN {
+            (model_defaults.hidden, self.channels.clone())
+        } else {
+            (vec![self.width; self.depth], model_defaults.channels)
         };
         let (data_config, data) = match self.data {
             DataKind::Synthetic => (
@@ -415,8 +416,8 @@ pub enum DataPlan {
 pub enum FieldKind {
     /// A number input with its minimum, maximum and step.
     Number { min: f64, max: f64, step: f64 },
-    /// A menu: (URL value, label) pairs.
-    Choice(&'static [(&'static str, &'static str)]),
+    /// A menu: its (URL value, label) pairs.
+    Choice(fn() -> Vec<(&'static str, &'static str)>),
     /// A checkbox ("1"/"0").
     Toggle,
     /// A comma-separated list.
@@ -495,7 +496,6 @@ const DATA_CHOICES: &[(&str, &str)] = &[
     ("cifar", "CIFAR-10 file from disk"),
 ];
 const SHAPE_CHOICES: &[(&str, &str)] = &[("spirals", "spirals"), ("rings", "rings")];
-const MODEL_CHOICES: &[(&str, &str)] = &[("mlp", "MLP"), ("cnn", "small CNN")];
 const ACT_CHOICES: &[(&str, &str)] = &[("tanh", "tanh"), ("relu", "ReLU"), ("gelu", "GELU")];
 const LOSS_CHOICES: &[(&str, &str)] = &[
     ("square", "square loss ½‖z − s·t‖²"),
@@ -548,7 +548,10 @@ const DATA_NAMES: [(DataKind, &str); 3] = [
 ];
 const SHAPE_NAMES: [(ToyShape, &str); 2] =
     [(ToyShape::Spirals, "spirals"), (ToyShape::Rings, "rings")];
-const MODEL_NAMES: [(ModelKind, &str); 2] = [(ModelKind::Mlp, "mlp"), (ModelKind::Cnn, "cnn")];
+/// The models the page offers: the core registry's browser-sized kinds.
+fn browser_models() -> impl Iterator<Item = ModelKind> {
+    ModelKind::all().filter(|k| k.in_browser())
+}
 const ACT_NAMES: [(Activation, &str); 3] = [
     (Activation::Tanh, "tanh"),
     (Activation::Relu, "relu"),
@@ -572,10 +575,10 @@ fn not_cifar(s: &Settings) -> bool {
     s.data != DataKind::Cifar
 }
 fn is_mlp(s: &Settings) -> bool {
-    s.model == ModelKind::Mlp
+    s.model == ModelKind::MLP
 }
 fn is_cnn(s: &Settings) -> bool {
-    s.model == ModelKind::Cnn
+    s.model == ModelKind::CNN
 }
 fn is_square(s: &Settings) -> bool {
     s.loss == LossKind::Square
@@ -591,7 +594,7 @@ pub static FIELDS: &[Field] = &[
         key: "data",
         label: "Dataset",
         short: "data",
-        kind: FieldKind::Choice(DATA_CHOICES),
+        kind: FieldKind::Choice(|| DATA_CHOICES.to_vec()),
         group: "data",
         applies: always,
         get: |s| name_of(&DATA_NAMES, s.data),
@@ -628,7 +631,7 @@ pub static FIELDS: &[Field] = &[
         key: "shape",
         label: "Toy shape",
         short: "shape",
-        kind: FieldKind::Choice(SHAPE_CHOICES),
+        kind: FieldKind::Choice(|| SHAPE_CHOICES.to_vec()),
         group: "data",
         applies: is_toy,
         get: |s| name_of(&SHAPE_NAMES, s.shape),
@@ -701,12 +704,13 @@ pub static FIELDS: &[Field] = &[
         key: "model",
         label: "Model",
         short: "model",
-        kind: FieldKind::Choice(MODEL_CHOICES),
+        kind: FieldKind::Choice(|| browser_models().map(|k| (k.name(), k.about())).collect()),
         group: "model",
         applies: always,
-        get: |s| name_of(&MODEL_NAMES, s.model),
+        get: |s| s.model.name().to_string(),
         set: |s, v| {
-            s.model = choice(&MODEL_NAMES, v, "model")?;
+            let table: Vec<(ModelKind, &str)> = browser_models().map(|k| (k, k.name())).collect();
+            s.model = choice(&table, v, "model")?;
             Ok(())
         },
     },
@@ -747,7 +751,7 @@ pub static FIELDS: &[Field] = &[
         key: "act",
         label: "Activation",
         short: "act",
-        kind: FieldKind::Choice(ACT_CHOICES),
+        kind: FieldKind::Choice(|| ACT_CHOICES.to_vec()),
         group: "model",
         applies: always,
         get: |s| name_of(&ACT_NAMES, s.activation),
@@ -760,7 +764,7 @@ pub static FIELDS: &[Field] = &[
         key: "loss",
         label: "Loss",
         short: "loss",
-        kind: FieldKind::Choice(LOSS_CHOICES),
+        kind: FieldKind::Choice(|| LOSS_CHOICES.to_vec()),
         group: "loss",
         applies: always,
         get: |s| name_of(&LOSS_NAMES, s.loss),
@@ -895,7 +899,7 @@ pub static FIELDS: &[Field] = &[
         key: "vary",
         label: "Compare runs over",
         short: "vary",
-        kind: FieldKind::Choice(VARY_CHOICES),
+        kind: FieldKind::Choice(|| VARY_CHOICES.to_vec()),
         group: "compare",
         applies: always,
         get: |s| s.vary.key().unwrap_or("none").to_string(),
@@ -921,7 +925,7 @@ pub static FIELDS: &[Field] = &[
         key: "backend",
         label: "Backend",
         short: "backend",
-        kind: FieldKind::Choice(BACKEND_CHOICES),
+        kind: FieldKind::Choice(|| BACKEND_CHOICES.to_vec()),
         group: "run",
         applies: always,
         get: |s| name_of(&BACKEND_NAMES, s.backend),
@@ -1247,13 +1251,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let cnn = Settings {
-            model: ModelKind::Cnn,
+            model: ModelKind::CNN,
             ..Settings::small()
         };
         assert!(cnn.plans().unwrap_err().contains("CNN"));
         let cifar = Settings {
             data: DataKind::Cifar,
-            model: ModelKind::Cnn,
+            model: ModelKind::CNN,
             ..cnn
         };
         let p = &cifar.plans().unwrap()[0];
@@ -1264,7 +1268,25 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(p.config.model.kind, ModelKind::Cnn);
+        assert_eq!(p.config.model.kind, ModelKind::CNN);
+    }
+
+    /// The model menu is the core registry's browser kinds, by their names.
+    #[test]
+    fn model_menu_comes_from_the_registry() {
+        let f = field("model").unwrap();
+        let FieldKind::Choice(choices) = f.kind else {
+            panic!("the model control is a menu");
+        };
+        let values: Vec<&str> = choices().iter().map(|(v, _)| *v).collect();
+        assert_eq!(values, ["mlp", "cnn"]);
+        assert!(choices().iter().all(|(_, label)| !label.is_empty()));
+        let mut s = Settings::default();
+        (f.set)(&mut s, "cnn").unwrap();
+        assert_eq!(s.model, ModelKind::CNN);
+        assert_eq!((f.get)(&s), "cnn");
+        let e = (f.set)(&mut s, "resnet18").unwrap_err();
+        assert!(e.contains("not one of mlp, cnn"), "{e}");
     }
 
     #[test]

@@ -162,8 +162,7 @@ fn layout(dir: &Path) -> Result<Layout> {
 }
 
 /// The CIFAR layout of the files in `dir`: CIFAR-10 if a `data_batch_*.bin`
-/// file exists or `train.bin`'s size is a multiple of 3073 bytes, otherwise
-/// CIFAR-100 (fine labels) if it is a multiple of 3074 bytes.
+/// file exists, otherwise [`kind_of_file`] of `train.bin`.
 pub fn detect_kind(dir: &Path) -> Result<CifarKind> {
     match layout(dir)? {
         Layout::Batches { .. } => Ok(CifarKind::Cifar10),
@@ -171,25 +170,33 @@ pub fn detect_kind(dir: &Path) -> Result<CifarKind> {
             let len = std::fs::metadata(&train)
                 .map_err(|e| Error::io(&train, e))?
                 .len();
-            if len == 0 {
-                return Err(empty_file(&train, CifarKind::Cifar10));
-            }
-            if len % RECORD_CIFAR10 as u64 == 0 {
-                Ok(CifarKind::Cifar10)
-            } else if len % RECORD_CIFAR100 as u64 == 0 {
-                Ok(CifarKind::Cifar100 { coarse: false })
-            } else {
-                // Neither layout fits; report against the CIFAR-100 record,
-                // the one official train.bin uses.
-                let record = RECORD_CIFAR100;
-                Err(Error::RecordSize {
-                    path: train,
-                    len,
-                    record,
-                    offset: len / record as u64 * record as u64,
-                })
-            }
+            kind_of_file(&train, len)
         }
+    }
+}
+
+/// The CIFAR layout of a file of `len` bytes (`path` names it in errors; a
+/// file the browser read has only a name): CIFAR-10 if `len` is a multiple
+/// of 3073 bytes, otherwise CIFAR-100 (fine labels) if it is a multiple of
+/// 3074 bytes; an error if the file is empty or neither fits.
+pub fn kind_of_file(path: &Path, len: u64) -> Result<CifarKind> {
+    if len == 0 {
+        return Err(empty_file(path, CifarKind::Cifar10));
+    }
+    if len.is_multiple_of(RECORD_CIFAR10 as u64) {
+        Ok(CifarKind::Cifar10)
+    } else if len.is_multiple_of(RECORD_CIFAR100 as u64) {
+        Ok(CifarKind::Cifar100 { coarse: false })
+    } else {
+        // Neither layout fits; report against the CIFAR-100 record,
+        // the one official train.bin uses.
+        let record = RECORD_CIFAR100;
+        Err(Error::RecordSize {
+            path: path.to_path_buf(),
+            len,
+            record,
+            offset: len / record as u64 * record as u64,
+        })
     }
 }
 
@@ -737,5 +744,29 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&dir10);
+    }
+
+    /// The size rule the CLI (a directory) and the browser (file bytes) share.
+    #[test]
+    fn kind_of_file_by_length() {
+        let p = Path::new("f.bin");
+        let n10 = 7 * RECORD_CIFAR10 as u64;
+        let n100 = 7 * RECORD_CIFAR100 as u64;
+        assert_eq!(kind_of_file(p, n10).unwrap(), CifarKind::Cifar10);
+        assert_eq!(
+            kind_of_file(p, n100).unwrap(),
+            CifarKind::Cifar100 { coarse: false }
+        );
+        // A multiple of both record sizes reads as CIFAR-10.
+        let both = RECORD_CIFAR10 as u64 * RECORD_CIFAR100 as u64;
+        assert_eq!(kind_of_file(p, both).unwrap(), CifarKind::Cifar10);
+        let e = kind_of_file(p, 0).unwrap_err().to_string();
+        assert!(e.contains("f.bin") && e.contains("empty file"), "{e}");
+        match kind_of_file(p, n100 + 5) {
+            Err(Error::RecordSize { record, offset, .. }) => {
+                assert_eq!((record, offset), (RECORD_CIFAR100, n100));
+            }
+            other => panic!("expected RecordSize, got {other:?}"),
+        }
     }
 }

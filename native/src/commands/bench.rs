@@ -25,7 +25,7 @@ use curvlab::hvp::{HessianOperator, HvpConfig};
 use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
 use curvlab::loss::LossConfig;
-use curvlab::models::{Activation, Architecture, Bn, BnMode, Model};
+use curvlab::models::{Activation, Architecture, Bn, BnMode, Cnn, Mlp, Model};
 use curvlab::objective::{loss_and_gradient, Sample};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_hessian_eigenvalues, SharpnessConfig};
@@ -223,20 +223,20 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if args.repeats == 0 {
         anyhow::bail!("--repeats must be ≥ 1");
     }
-    let mlp = Architecture::Mlp {
+    let mlp = Architecture::Mlp(Mlp {
         input_dim: 3072,
         hidden: vec![512, 512],
         classes: 10,
         activation: Activation::Relu,
-    };
-    let cnn = Architecture::Cnn {
+    });
+    let cnn = Architecture::Cnn(Cnn {
         in_channels: 3,
         height: 32,
         width: 32,
         channels: vec![16, 32],
         classes: 10,
         activation: Activation::Relu,
-    };
+    });
     let mut out = Map::new();
     for b in &args.backends {
         let kind = BackendKind::from(*b);

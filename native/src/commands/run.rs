@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use curvlab::backend;
 use curvlab::data::synthetic::SyntheticConfig;
-use curvlab::experiment::{self, DataConfig, Event, ModelKind, Run, RunConfig};
+use curvlab::experiment::{self, DataConfig, Event, Run, RunConfig};
 use curvlab::models::BnMode;
 use curvlab::record::MetricsRow;
 use curvlab::schedule::ScheduleKind;
 use curvlab::Block;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{BnModeArg, ModelFamily, RunArgs, Schedule};
+use crate::cli::{BnModeArg, RunArgs, Schedule};
 use crate::plot::plot_run;
 
 /// Builds the run configuration: defaults, then the TOML file, then flags.
@@ -102,15 +102,7 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
             }
         }
     }
-    if let Some(m) = a.model {
-        cfg.model.kind = match m {
-            ModelFamily::Mlp => ModelKind::Mlp,
-            ModelFamily::Cnn => ModelKind::Cnn,
-            ModelFamily::Vgg11 => ModelKind::Vgg11,
-            ModelFamily::Vgg11Bn => ModelKind::Vgg11Bn,
-            ModelFamily::Resnet18 => ModelKind::Resnet18,
-        };
-    }
+    set!(a.model, cfg.model.kind);
     set!(a.hidden, cfg.model.hidden);
     set!(a.channels, cfg.model.channels);
     set!(a.width, cfg.model.width);
