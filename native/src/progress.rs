@@ -52,7 +52,7 @@ impl Observer for Bar {
 
     fn step(&mut self, step: u64, loss: f64, lr: f64, last_sharpness: Option<f64>) {
         self.bar.set_position(step);
-        if step % 10 == 0 {
+        if step.is_multiple_of(10) {
             let s = last_sharpness
                 .map(|s| format!("{s:.3}"))
                 .unwrap_or("-".into());
