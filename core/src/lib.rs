@@ -21,10 +21,14 @@
 //! | a whole run: config, training loop, measurements every M steps | [`experiment`] |
 //! | checkpoints of a run (exact resume) | [`checkpoint`] |
 //! | results rows (`metrics.jsonl`) | [`record`] |
+//! | atomic file writes (temporary, fsync, rename) | [`atomic`] |
+//! | plot axes: nice ticks, log ticks, tick labels | [`axis`] |
 //!
 //! Every number is computed here; the CLI and the browser app are thin shells.
 
+pub mod atomic;
 pub mod augment;
+pub mod axis;
 pub mod backend;
 pub mod bound;
 pub mod checkpoint;

@@ -25,10 +25,9 @@ pub struct HostTensor {
     pub values: Vec<f32>,
 }
 
-/// Writes `model` to `path`.
+/// Writes `model` to `path` (atomically: see [`crate::atomic`]).
 pub fn save(model: &Model, path: &Path) -> Result<()> {
-    let bytes = to_bytes(model)?;
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    crate::atomic::write(path, &to_bytes(model)?)
 }
 
 /// The safetensors bytes of `model`.

@@ -1,5 +1,7 @@
-//! Command-line arguments. Each flag maps to one field of core's configs
-//! (`curvlab::experiment::RunConfig` and friends); `///` comments are the help.
+//! Command-line arguments: clap types only. Each flag maps to one field of
+//! core's configs (`curvlab::experiment::RunConfig` and friends) or of the
+//! lab's options (`curvlab_lab::sweep::Request` and friends); `///` comments
+//! are the help.
 
 use std::path::PathBuf;
 
@@ -33,10 +35,10 @@ pub enum Command {
     /// Sweeps and the paper's presets: plan, run (one run or all), or write a Slurm job-array script.
     Sweep {
         #[command(subcommand)]
-        which: crate::commands::sweep::SweepCommand,
+        which: SweepCommand,
     },
     /// Figures (PNG + SVG) and rank-correlation tables from the runs of a sweep directory.
-    Report(crate::commands::report::ReportArgs),
+    Report(ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -347,6 +349,112 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Also write the JSON object to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SweepCommand {
+    /// List the runs of a sweep: index, status (done, diverged, partial, -) and directory.
+    Plan(PlanArgs),
+    /// Run one run of a sweep (--index, default $SLURM_ARRAY_TASK_ID) or every unfinished one (--all); finished runs are skipped.
+    Run(SweepRunArgs),
+    /// Write an sbatch script that runs the sweep as a Slurm job array, one run per task.
+    Slurm(SlurmArgs),
+    /// List the presets, or print one as a sweep file to start from.
+    Presets {
+        /// Print this preset's sweep file.
+        name: Option<String>,
+    },
+}
+
+/// Which sweep, at which scale, where.
+#[derive(Args, Debug, Clone)]
+pub struct SweepSpec {
+    /// A sweep file (TOML) or a preset: fig1, fig2, fig3, fig4, fig5, appc2.
+    pub sweep: String,
+    /// paper (the file as written) or a scale the file defines (presets: small, tiny).
+    #[arg(long, default_value = curvlab_lab::sweep::DEFAULT_SCALE)]
+    pub scale: String,
+    /// Sweep directory: sweep.json and one directory per run [default: runs/<name>-<scale>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// CIFAR-10 directory for sweeps on CIFAR data [default: $CURVLAB_DATA].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Compute backend of every run (overrides the sweep file).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Override a setting of every run, PATH=TOML value (repeatable), e.g. --set measure.samples=1000.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub spec: SweepSpec,
+    /// Print the manifest (sweep.json: every run's settings and full configuration) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepRunArgs {
+    #[command(flatten)]
+    pub spec: SweepSpec,
+    /// The run to do [default: $SLURM_ARRAY_TASK_ID].
+    #[arg(long, conflicts_with = "all")]
+    pub index: Option<usize>,
+    /// Do every unfinished run, one after another.
+    #[arg(long)]
+    pub all: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SlurmArgs {
+    #[command(flatten)]
+    pub spec: SweepSpec,
+    /// GPUs per task (sbatch --gpus); 0 = a CPU job. With GPUs the runs use wgpu unless --backend says otherwise.
+    #[arg(long, default_value_t = 0)]
+    pub gpus: u32,
+    /// CPU cores per task (sbatch --cpus-per-task).
+    #[arg(long, default_value_t = 4)]
+    pub cpus_per_task: u32,
+    /// Memory per task (sbatch --mem), e.g. 16G.
+    #[arg(long, default_value = "16G")]
+    pub mem: String,
+    /// Wall-time limit per task (sbatch --time), e.g. 1-00:00:00 or 12:00:00.
+    #[arg(long, default_value = "24:00:00")]
+    pub time: String,
+    /// Partition (sbatch --partition).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Account to charge (sbatch --account).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Run at most K tasks at once (the array's %K throttle).
+    #[arg(long)]
+    pub max_parallel: Option<usize>,
+    /// An extra sbatch option, written as an #SBATCH line (repeatable), e.g. --sbatch=--qos=long.
+    #[arg(long = "sbatch", value_name = "OPTION", allow_hyphen_values = true)]
+    pub extra: Vec<String>,
+    /// Job name [default: curvlab-<name>-<scale>].
+    #[arg(long)]
+    pub job_name: Option<String>,
+    /// Where to write the script [default: <out>/slurm.sbatch].
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Sweep directory (holding sweep.json and the run directories), or any directory of runs.
+    pub dir: PathBuf,
+    /// Where to write the figures and tables [default: DIR/report].
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -1,13 +1,14 @@
-//! `curvlab`: the command-line shell over curvlab's core. Parses arguments,
-//! runs one command, and on failure prints one line `curvlab: <error>` and
-//! exits non-zero.
+//! `curvlab`: the command-line shell over curvlab's libraries (`curvlab`, the
+//! core, and `curvlab_lab`). Parses arguments, runs one command, and on
+//! failure prints one line `curvlab: <error>` and exits non-zero. A closed
+//! stdout (`curvlab sweep plan … | head`) ends the program quietly with
+//! status 0, as ripgrep does: every command writes through `io::Write` and
+//! returns the error, handled here once.
 
 mod cli;
 mod commands;
-mod plot;
-mod report;
+mod progress;
 mod signals;
-mod sweep;
 
 use clap::Parser;
 
@@ -27,13 +28,25 @@ fn main() {
         eprintln!("curvlab: internal error: {msg}{at}");
     }));
     let args = cli::Cli::parse();
-    let result = std::panic::catch_unwind(|| commands::dispatch(args));
+    let result = std::panic::catch_unwind(|| {
+        let mut stdout = std::io::stdout().lock();
+        commands::dispatch(args, &mut stdout)
+    });
     match result {
         Ok(Ok(())) => {}
+        Ok(Err(err)) if broken_pipe(&err) => {}
         Ok(Err(err)) => {
             eprintln!("curvlab: {err:#}");
             std::process::exit(1);
         }
         Err(_) => std::process::exit(101),
     }
+}
+
+/// True when the error, or any error in its chain, is a write to a closed pipe.
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -761,7 +761,6 @@ fn series(a: &App) -> (Vec<Series<'_>>, u64) {
             color: PALETTE[i % PALETTE.len()],
             rows: &r.rows,
             loss: r.info.config.loss.kind,
-            lr: r.info.config.optim.lr,
             full_batch: r.info.config.optim.batch_size == 0,
         })
         .collect();
@@ -781,7 +780,10 @@ fn redraw(a: &App) {
         let c = &r.info.config;
         let model = c.model.summary();
         let last = r.rows.last();
-        let fmt = |v: Option<f64>| v.map(crate::plot::fmt_num).unwrap_or_else(|| "–".into());
+        let fmt = |v: Option<f64>| {
+            v.map(curvlab::axis::format_value)
+                .unwrap_or_else(|| "–".into())
+        };
         let (jmax, _) = last
             .map(|l| crate::plot::jac(l, c.loss.kind))
             .unwrap_or((None, None));
@@ -828,7 +830,8 @@ fn redraw(a: &App) {
                 },
                 lr = c.optim.lr,
                 s = fmt(last.and_then(|l| l.sharpness)),
-                two = crate::plot::fmt_num(2.0 / c.optim.lr),
+                // 2/η of the latest step (a schedule changes it), else of the base rate.
+                two = curvlab::axis::format_value(last.map_or(2.0 / c.optim.lr, |l| l.two_over_lr)),
                 j = fmt(jmax),
                 b = fmt(last.and_then(|l| l.bound_b)),
                 acc = fmt(last.and_then(|l| l.test_acc)),

@@ -7,9 +7,11 @@
 //! read in greyscale.
 //!
 //! Pure functions of the rows: the page redraws after each batch of rows.
+//! Ticks and tick labels come from `curvlab::axis`, as in the CLI's figures.
 
 use std::fmt::Write as _;
 
+use curvlab::axis;
 use curvlab::loss::LossKind;
 use curvlab::record::MetricsRow;
 
@@ -30,8 +32,6 @@ pub struct Series<'a> {
     pub rows: &'a [MetricsRow],
     /// Which loss (decides which Jacobian the bound applies to).
     pub loss: LossKind,
-    /// Learning rate η (the 2/η line).
-    pub lr: f64,
     /// Full-batch GD (the edge of stability is a GD notion; the line is still drawn for SGD).
     pub full_batch: bool,
 }
@@ -120,12 +120,33 @@ pub fn jac(r: &MetricsRow, loss: LossKind) -> (Option<f64>, Option<f64>) {
     }
 }
 
-/// The first row at which a run's sharpness reached 2/η: (step, sharpness).
+/// The first row at which a run's sharpness reached that row's 2/η (the
+/// learning rate of its step, which a schedule changes): (step, sharpness).
 pub fn edge_of_stability(s: &Series) -> Option<(u64, f64)> {
-    let two = 2.0 / s.lr;
-    s.rows
-        .iter()
-        .find_map(|r| r.sharpness.filter(|&v| v >= two).map(|v| (r.step, v)))
+    s.rows.iter().find_map(|r| {
+        r.sharpness
+            .filter(|&v| two_over_lr(r).is_some_and(|two| v >= two))
+            .map(|v| (r.step, v))
+    })
+}
+
+/// A row's 2/η, when it is a finite positive number.
+fn two_over_lr(r: &MetricsRow) -> Option<f64> {
+    Some(r.two_over_lr).filter(|v| v.is_finite() && *v > 0.0)
+}
+
+/// A run's 2/η through training as a step line: (step, 2/η) where it
+/// changes, from the first row on; empty without rows.
+pub fn two_over_lr_steps(s: &Series) -> Vec<(u64, f64)> {
+    let mut out: Vec<(u64, f64)> = Vec::new();
+    for r in s.rows {
+        if let Some(v) = two_over_lr(r) {
+            if out.last().is_none_or(|&(_, last)| last != v) {
+                out.push((r.step, v));
+            }
+        }
+    }
+    out
 }
 
 /// One line of a panel: its name in the key, its style, and its value in a row.
@@ -155,51 +176,6 @@ const LEFT: f64 = 58.0;
 const RIGHT: f64 = 14.0;
 const TOP: f64 = 28.0;
 const BOTTOM: f64 = 62.0;
-
-/// Tick positions ("nice" numbers: 1, 2, 5 × 10^k) covering [lo, hi], about `n` of them.
-pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
-        return vec![lo];
-    }
-    let raw = (hi - lo) / n.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|&s| s >= raw)
-        .unwrap_or(10.0 * mag);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    (first..=last).map(|i| i as f64 * step).collect()
-}
-
-/// A short label for a tick or a value: trailing zeros trimmed, exponent form
-/// for very large or small magnitudes.
-pub fn fmt_num(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let a = v.abs();
-    if !(1e-3..1e5).contains(&a) {
-        let s = format!("{v:.1e}");
-        return s.replace(".0e", "e");
-    }
-    let decimals = if a >= 100.0 {
-        0
-    } else if a >= 10.0 {
-        1
-    } else if a >= 1.0 {
-        2
-    } else {
-        (2 - a.log10().floor() as i32).max(0) as usize
-    };
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -237,8 +213,8 @@ fn y_axis(panel: Panel, series: &[Series]) -> Option<Axis> {
                 }
             }
         }
-        if panel == Panel::Sharpness && !s.rows.is_empty() {
-            vals.push(2.0 / s.lr);
+        if panel == Panel::Sharpness {
+            vals.extend(two_over_lr_steps(s).iter().map(|p| p.1));
         }
     }
     if vals.is_empty() {
@@ -315,7 +291,8 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
     };
     let px = |v: f64| ox + LEFT + pw * x_axis.t(v);
     // x ticks and frame
-    for t in nice_ticks(0.0, x_axis.hi, 5) {
+    let x_ticks = axis::linear(0.0, x_axis.hi, 5, 1.0);
+    for (&t, l) in x_ticks.major.iter().zip(&x_ticks.labels) {
         let x = px(t);
         let _ = write!(
             out,
@@ -323,7 +300,6 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
             y0 = oy + TOP,
             y1 = oy + TOP + ph,
             ty = oy + TOP + ph + 15.0,
-            l = fmt_num(t)
         );
     }
     let _ = write!(
@@ -345,14 +321,12 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
         return;
     };
     let py = |v: f64| oy + TOP + ph * (1.0 - ya.t(v));
-    let y_ticks: Vec<f64> = if ya.log {
-        (ya.lo as i32..=ya.hi as i32)
-            .map(|e| 10f64.powi(e))
-            .collect()
+    let y_ticks = if ya.log {
+        axis::log(10f64.powf(ya.lo), 10f64.powf(ya.hi))
     } else {
-        nice_ticks(ya.lo, ya.hi, 5)
+        axis::linear(ya.lo, ya.hi, 5, 0.0)
     };
-    for t in y_ticks {
+    for (&t, l) in y_ticks.major.iter().zip(&y_ticks.labels) {
         let y = py(t);
         let _ = write!(
             out,
@@ -361,7 +335,6 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
             x1 = ox + LEFT + pw,
             tx = ox + LEFT - 5.0,
             ty = y + 4.0,
-            l = fmt_num(t)
         );
     }
     let _ = write!(
@@ -370,29 +343,46 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
         x = ox + LEFT,
         y = oy + TOP
     );
-    // reference lines and markers
+    // reference lines and markers: each run's 2/η, a step line following its
+    // rows (flat for a constant learning rate); runs with the same line share it.
     if panel == Panel::Sharpness {
-        let mut drawn: Vec<f64> = Vec::new();
-        for s in series.iter().filter(|s| !s.rows.is_empty()) {
-            let two = 2.0 / s.lr;
-            if drawn.iter().any(|d| (d - two).abs() <= 1e-9 * two) {
+        let lines: Vec<(&Series, Vec<(u64, f64)>)> = series
+            .iter()
+            .map(|s| (s, two_over_lr_steps(s)))
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        let all_same = lines.windows(2).all(|w| w[0].1 == w[1].1);
+        let mut drawn: Vec<&Vec<(u64, f64)>> = Vec::new();
+        for (s, line) in &lines {
+            if drawn.contains(&line) {
                 continue;
             }
-            drawn.push(two);
-            let colour = if series.iter().all(|o| o.lr == s.lr) {
-                "#555"
+            drawn.push(line);
+            let colour = if all_same { "#555" } else { s.color };
+            // Flat before the first row, then each value until the next change,
+            // the last to the right edge.
+            let mut d = format!("M{:.1},{:.1}", ox + LEFT, py(line[0].1));
+            for (i, &(step, v)) in line.iter().enumerate() {
+                if i > 0 {
+                    let _ = write!(d, " H{:.1} V{:.1}", px(step as f64), py(v));
+                }
+            }
+            let _ = write!(d, " H{:.1}", ox + LEFT + pw);
+            let last = line[line.len() - 1].1;
+            let (first, v) = (line[0].1, axis::format_value(last));
+            let what = if line.len() == 1 {
+                format!("2/η = {v}")
             } else {
-                s.color
+                format!(
+                    "2/η, from {} to {v} (the learning rate changes)",
+                    axis::format_value(first)
+                )
             };
-            let y = py(two);
             let _ = write!(
                 out,
-                r##"<line x1="{x0:.1}" y1="{y:.1}" x2="{x1:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="1.2" stroke-dasharray="10 3 2 3" class="two-over-lr"><title>2/η = {v}</title></line><text x="{tx:.1}" y="{ty:.1}" text-anchor="end" fill="{colour}">2/η = {v}</text>"##,
-                x0 = ox + LEFT,
-                x1 = ox + LEFT + pw,
+                r##"<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.2" stroke-dasharray="10 3 2 3" class="two-over-lr"><title>{what}</title></path><text x="{tx:.1}" y="{ty:.1}" text-anchor="end" fill="{colour}">2/η = {v}</text>"##,
                 tx = ox + LEFT + pw - 4.0,
-                ty = y - 4.0,
-                v = fmt_num(two)
+                ty = py(last) - 4.0,
             );
         }
     }
@@ -438,14 +428,14 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
                     _ => None,
                 };
                 let err = residual
-                    .map(|e| format!(" (residual {})", fmt_num(e)))
+                    .map(|e| format!(" (residual {})", axis::format_value(e)))
                     .unwrap_or_default();
                 let _ = write!(
                     out,
                     r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.2" fill="{c}"><title>{who}{name} at step {step}: {v}{err}</title></circle>"#,
                     c = s.color,
                     step = r.step,
-                    v = fmt_num(*v)
+                    v = axis::format_value(*v)
                 );
             }
         }
@@ -461,7 +451,7 @@ fn draw_panel(out: &mut String, panel: Panel, series: &[Series], x_max: u64, ox:
                     ty = y - 16.0,
                     c = s.color,
                     who = who(s),
-                    v = fmt_num(v)
+                    v = axis::format_value(v)
                 );
             }
         }
@@ -532,10 +522,13 @@ pub fn figure_svg(series: &[Series], x_max: u64, caption: &str) -> String {
 mod tests {
     use super::*;
 
-    fn rows() -> Vec<MetricsRow> {
+    /// Five rows, 10 steps apart, at a constant 2/η = `two`.
+    fn rows_at(two: f64) -> Vec<MetricsRow> {
         (0..5)
             .map(|i| MetricsRow {
                 step: 10 * i,
+                lr: 2.0 / two,
+                two_over_lr: two,
                 train_loss_kl: Some(1.0 / (1.0 + i as f64)),
                 test_loss_kl: Some(1.2 / (1.0 + i as f64)),
                 train_acc: Some(0.2 * i as f64),
@@ -549,48 +542,109 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn ticks_and_numbers() {
-        assert_eq!(
-            nice_ticks(0.0, 2000.0, 5),
-            vec![0.0, 500.0, 1000.0, 1500.0, 2000.0]
-        );
-        assert_eq!(
-            nice_ticks(0.0, 1.0, 5),
-            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
-        );
-        assert_eq!(nice_ticks(3.0, 3.0, 5), vec![3.0]);
-        assert_eq!(fmt_num(33.333333), "33.3");
-        assert_eq!(fmt_num(2000.0), "2000");
-        assert_eq!(fmt_num(0.06), "0.06");
-        assert_eq!(fmt_num(0.123456), "0.123");
-        assert_eq!(fmt_num(1.5e-5), "1.5e-5");
-        assert_eq!(fmt_num(0.0), "0");
+    fn rows() -> Vec<MetricsRow> {
+        rows_at(2.0 / 0.06)
+    }
+
+    fn lone(rows: &[MetricsRow]) -> Series<'_> {
+        Series {
+            label: "",
+            color: PALETTE[0],
+            rows,
+            loss: LossKind::Square,
+            full_batch: true,
+        }
     }
 
     #[test]
-    fn edge_of_stability_is_the_first_row_at_two_over_lr() {
+    fn ticks_and_labels_come_from_the_shared_axis_module() {
         let r = rows();
-        let s = Series {
-            label: "",
-            color: PALETTE[0],
-            rows: &r,
-            loss: LossKind::Square,
-            lr: 0.08,
-            full_batch: true,
-        };
+        let svg = panel_svg(Panel::Sharpness, &[lone(&r)], 2000);
+        // x: 0 … 2000 in steps of 500, as curvlab::axis::linear gives them.
+        let x = axis::linear(0.0, 2000.0, 5, 1.0);
+        assert_eq!(x.labels, ["0", "500", "1000", "1500", "2000"]);
+        for l in &x.labels {
+            assert!(
+                svg.contains(&format!(r##"text-anchor="middle" fill="#444">{l}</text>"##)),
+                "{l}: {svg}"
+            );
+        }
+        // Values read as the CLI writes them: three significant digits.
+        assert!(svg.contains("2/η = 33.3"), "{svg}");
+    }
+
+    #[test]
+    fn edge_of_stability_is_the_first_row_at_its_two_over_lr() {
+        let r = rows_at(25.0);
+        let s = lone(&r);
         // 2/η = 25: sharpness 10, 16, 22, 28 → step 30.
         assert_eq!(edge_of_stability(&s), Some((30, 28.0)));
+        assert_eq!(two_over_lr_steps(&s), [(0, 25.0)]);
         let svg = panel_svg(Panel::Sharpness, &[s], 40);
         assert!(svg.contains("2/η = 25"), "{svg}");
+        assert_eq!(svg.matches(r#"class="two-over-lr""#).count(), 1);
         assert!(svg.contains("edge of stability reached at step 30"));
         assert!(
             svg.contains("Hessian at step 30: 28 (residual 0.01)"),
             "{svg}"
         );
-        let calm = Series { lr: 0.01, ..s };
+        let r = rows_at(200.0);
+        let calm = lone(&r);
         assert_eq!(edge_of_stability(&calm), None);
         assert!(!panel_svg(Panel::Sharpness, &[calm], 40).contains("reached at step"));
+    }
+
+    #[test]
+    fn two_over_lr_follows_each_rows_learning_rate() {
+        // A schedule: 2/η = 50 for the first two rows, then 25 (the rate doubled).
+        let mut r = rows_at(50.0);
+        for row in &mut r[2..] {
+            row.lr = 0.08;
+            row.two_over_lr = 25.0;
+        }
+        let s = lone(&r);
+        assert_eq!(two_over_lr_steps(&s), [(0, 50.0), (20, 25.0)]);
+        // Sharpness 22 at step 20 is below 25; 28 at step 30 is not. (With the
+        // base rate's 2/η = 50 there would be no edge of stability at all.)
+        assert_eq!(edge_of_stability(&s), Some((30, 28.0)));
+        let svg = panel_svg(Panel::Sharpness, &[s], 40);
+        // One step line: flat at 50, down at step 20 to 25, on to the right edge.
+        let line = svg
+            .split(r#"class="two-over-lr""#)
+            .next()
+            .unwrap()
+            .rsplit("<path d=\"")
+            .next()
+            .unwrap();
+        assert_eq!(line.matches(" V").count(), 1, "{line}");
+        assert_eq!(line.matches(" H").count(), 2, "{line}");
+        assert!(svg.contains("2/η, from 50 to 25"), "{svg}");
+        assert!(svg.contains("2/η = 25"), "{svg}");
+        // Rows without a finite 2/η (η = 0) draw no line.
+        let r0 = rows_at(f64::INFINITY);
+        assert!(two_over_lr_steps(&lone(&r0)).is_empty());
+        assert!(!panel_svg(Panel::Sharpness, &[lone(&r0)], 40).contains("two-over-lr"));
+    }
+
+    #[test]
+    fn runs_with_the_same_two_over_lr_share_one_line() {
+        let (r1, r2) = (rows_at(25.0), rows_at(40.0));
+        let a = lone(&r1);
+        let b = Series {
+            color: PALETTE[1],
+            ..a
+        };
+        let svg = panel_svg(Panel::Sharpness, &[a, b], 40);
+        assert_eq!(svg.matches(r#"class="two-over-lr""#).count(), 1);
+        assert!(svg.contains(r##"stroke="#555""##));
+        let c = Series {
+            rows: &r2,
+            color: PALETTE[1],
+            ..a
+        };
+        let svg = panel_svg(Panel::Sharpness, &[a, c], 40);
+        assert_eq!(svg.matches(r#"class="two-over-lr""#).count(), 2);
+        assert!(svg.contains("2/η = 40"));
     }
 
     #[test]
@@ -598,11 +652,7 @@ mod tests {
         let r = rows();
         let a = Series {
             label: "α = 0",
-            color: PALETTE[0],
-            rows: &r,
-            loss: LossKind::Square,
-            lr: 0.06,
-            full_batch: true,
+            ..lone(&r)
         };
         let b = Series {
             label: "α = 0.1",
@@ -632,15 +682,7 @@ mod tests {
         let mut r = rows();
         r[2].train_loss_kl = Some(0.0);
         r[3].train_loss_kl = Some(f64::NAN);
-        let s = Series {
-            label: "",
-            color: PALETTE[0],
-            rows: &r,
-            loss: LossKind::Square,
-            lr: 0.06,
-            full_batch: true,
-        };
-        let svg = panel_svg(Panel::Loss, &[s], 40);
+        let svg = panel_svg(Panel::Loss, &[lone(&r)], 40);
         let train = svg.split("<polyline").nth(1).unwrap();
         let pts = train
             .split("points=\"")

@@ -1,5 +1,6 @@
 //! `curvlab bound delta|data`: covering radius δ(N, ε) and the Theorem 5.1 data bound.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
@@ -15,7 +16,7 @@ use serde_json::json;
 
 use crate::cli::{DataBoundArgs, DeltaArgs, Domain};
 
-pub fn delta(a: DeltaArgs) -> Result<()> {
+pub fn delta(a: DeltaArgs, w: &mut dyn Write) -> Result<()> {
     if !(a.lip.is_finite() && a.lip > 0.0) {
         anyhow::bail!("--lip must be positive, got {}", a.lip);
     }
@@ -38,11 +39,11 @@ pub fn delta(a: DeltaArgs) -> Result<()> {
         (None, None) => {}
         _ => anyhow::bail!("--target-lip and --jac-max go together"),
     }
-    println!("{out}");
+    writeln!(w, "{out}")?;
     Ok(())
 }
 
-pub fn data(a: DataBoundArgs) -> Result<()> {
+pub fn data(a: DataBoundArgs, w: &mut dyn Write) -> Result<()> {
     let device = backend::device(a.backend.into())?;
     let train = if a.data == "synthetic" {
         synthetic::generate(&SyntheticConfig {
@@ -71,7 +72,8 @@ pub fn data(a: DataBoundArgs) -> Result<()> {
     }
     let ic = min_interclass_distance(&subset, &device).block()?;
     let gap = loss.target_gap();
-    println!(
+    writeln!(
+        w,
         "{}",
         json!({
             "n": subset.len(),
@@ -82,6 +84,6 @@ pub fn data(a: DataBoundArgs) -> Result<()> {
             "bound_b": data_bound(gap, a.ell, ic.distance),
             "note": "computable part of Theorem 5.1 (without the local-variation term V)",
         })
-    );
+    )?;
     Ok(())
 }

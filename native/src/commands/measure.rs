@@ -1,6 +1,8 @@
 //! `curvlab measure`: one JSON object of SPEC's measurements for given MLP
 //! weights on the first N training examples of a CIFAR-10 directory.
 
+use std::io::Write;
+
 use anyhow::Result;
 use curvlab::backend;
 use curvlab::data::cifar::{self, CifarOptions};
@@ -14,7 +16,7 @@ use serde_json::json;
 
 use crate::cli::MeasureArgs;
 
-pub fn measure(a: MeasureArgs) -> Result<()> {
+pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
     let device = backend::device(a.backend.into())?;
     let model = curvlab::weights::load(&a.weights, Some(a.activation.into()), &device)?;
     let opts = CifarOptions {
@@ -64,7 +66,7 @@ pub fn measure(a: MeasureArgs) -> Result<()> {
     let mut m = Measurer::new(&train, None, &loss, &cfg, &device).block()?;
     let mut row = MetricsRow::default();
     m.measure(&model, &mut row).block()?;
-    let out = json!({
+    let obj = json!({
         "loss": row.train_loss,
         "loss_kl": row.train_loss_kl,
         "accuracy": row.train_acc,
@@ -95,6 +97,6 @@ pub fn measure(a: MeasureArgs) -> Result<()> {
         "backend": backend::BackendKind::from(a.backend).to_string(),
         "wall_s": t0.elapsed().as_secs_f64(),
     });
-    println!("{out}");
+    writeln!(out, "{obj}")?;
     Ok(())
 }

@@ -1,11 +1,15 @@
-//! One file per command; each is thin: parse → core → print/write.
+//! One file per command; each is thin: parsed arguments → library → output.
+//! Commands write their results to `out` (stdout) and return any error,
+//! a closed pipe included, to `main`.
 
 mod bench;
 mod bound;
 mod measure;
-pub mod report;
+mod report;
 mod run;
-pub mod sweep;
+mod sweep;
+
+use std::io::Write;
 
 use anyhow::Result;
 use curvlab::backend::BackendKind;
@@ -14,21 +18,23 @@ use curvlab::models::Activation;
 
 use crate::cli::{Act, Backend, BoundCommand, Cli, Command, Loss};
 
-/// Runs the parsed command.
-pub fn dispatch(cli: Cli) -> Result<()> {
+/// Runs the parsed command, writing its results to `out`.
+pub fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Command::Run(a) => run::run(*a),
-        Command::Measure(a) => measure::measure(a),
-        Command::Bench(a) => bench::bench(a),
+        Command::Measure(a) => measure::measure(a, out),
+        Command::Bench(a) => bench::bench(a, out),
         Command::Bound {
             which: BoundCommand::Delta(a),
-        } => bound::delta(a),
+        } => bound::delta(a, out),
         Command::Bound {
             which: BoundCommand::Data(a),
-        } => bound::data(a),
-        Command::Sweep { which } => sweep::sweep(which),
-        Command::Report(a) => report::report(a),
-    }
+        } => bound::data(a, out),
+        Command::Sweep { which } => sweep::sweep(which, out),
+        Command::Report(a) => report::report(a, out),
+    }?;
+    out.flush()?;
+    Ok(())
 }
 
 impl From<Backend> for BackendKind {

@@ -1,43 +1,41 @@
-//! `curvlab report DIR`: the figures and tables of a sweep (see `crate::report`).
+//! `curvlab report DIR`: the figures and tables of a sweep ([`curvlab_lab::report`]).
 
-use std::path::PathBuf;
+use std::io::Write;
 
 use anyhow::Result;
-use clap::Args;
+use curvlab_lab::report;
 
-use super::sweep::say;
-use crate::report;
+use crate::cli::ReportArgs;
 
-#[derive(Args, Debug)]
-pub struct ReportArgs {
-    /// Sweep directory (holding sweep.json and the run directories), or any directory of runs.
-    pub dir: PathBuf,
-    /// Where to write the figures and tables [default: DIR/report].
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
-
-pub fn report(a: ReportArgs) -> Result<()> {
+pub fn report(a: ReportArgs, out: &mut dyn Write) -> Result<()> {
     let sweep = report::load(&a.dir)?;
-    let out = a.out.clone().unwrap_or_else(|| a.dir.join("report"));
-    let w = report::write(&sweep, &out)?;
+    let dir = a.out.clone().unwrap_or_else(|| a.dir.join("report"));
+    let w = report::write(&sweep, &dir)?;
     let counts = w
         .counts
         .iter()
         .map(|(k, v)| format!("{v} {k}"))
         .collect::<Vec<_>>()
         .join(", ");
-    say!(
+    writeln!(
+        out,
         "{} ({} scale): {} runs: {counts}",
         sweep.manifest.name,
         sweep.manifest.scale,
         sweep.runs.len()
-    );
-    say!("\nRank correlations with the generalisation gap (finished runs, final values):\n");
-    say!("{}", w.correlations_md.trim_end());
-    say!("\nwrote {} files to {}:", w.files.len(), out.display());
+    )?;
+    writeln!(
+        out,
+        "\nRank correlations with the generalisation gap (finished runs, final values):\n"
+    )?;
+    writeln!(out, "{}", w.correlations_md.trim_end())?;
+    writeln!(out, "\nwrote {} files to {}:", w.files.len(), dir.display())?;
     for f in &w.files {
-        say!("  {}", f.file_name().unwrap_or_default().to_string_lossy());
+        writeln!(
+            out,
+            "  {}",
+            f.file_name().unwrap_or_default().to_string_lossy()
+        )?;
     }
     Ok(())
 }

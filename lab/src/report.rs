@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::Value as Json;
 
-use crate::sweep::{Manifest, ManifestAxis, ManifestGroup, ManifestRun, ReportOptions, Setting};
+use crate::manifest::{Manifest, ManifestAxis, ManifestGroup, ManifestRun, ReportOptions, Setting};
+use crate::run_dir::RunStatus;
 use figures::{Figure, Layout, Line, Marker, Panel, XAxis, DARK, PALETTE};
 
 /// How a run ended, as far as its directory tells.
@@ -210,19 +211,10 @@ fn load_run(dir: &Path, run: &ManifestRun) -> RunData {
         }
     }
     let diverged_row = data.rows.iter().any(|r| r.diverged);
-    data.outcome = if rd.join("summary.json").is_file() {
-        let summary_diverged = std::fs::read_to_string(rd.join("summary.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Json>(&t).ok())
-            .and_then(|v| v.get("diverged").and_then(Json::as_bool))
-            .unwrap_or(false);
-        if summary_diverged || diverged_row {
-            Outcome::Diverged
-        } else {
-            Outcome::Finished
-        }
-    } else {
-        Outcome::Unfinished
+    data.outcome = match RunStatus::of(&rd) {
+        RunStatus::Done if !diverged_row => Outcome::Finished,
+        RunStatus::Done | RunStatus::Diverged => Outcome::Diverged,
+        RunStatus::Partial | RunStatus::Pending => Outcome::Unfinished,
     };
     data.finals = finals(&data.rows);
     data
@@ -419,22 +411,13 @@ fn json_label(v: &Json) -> String {
     }
 }
 
+/// [`curvlab::axis::looks_logarithmic`] of values that are all numbers.
 fn looks_logarithmic(values: &[Json]) -> bool {
-    let Some(nums) = values
+    values
         .iter()
         .map(Json::as_f64)
         .collect::<Option<Vec<f64>>>()
-    else {
-        return false;
-    };
-    if nums.iter().any(|v| *v < 0.0) {
-        return false;
-    }
-    let pos: Vec<f64> = nums.into_iter().filter(|v| *v > 0.0).collect();
-    let (lo, hi) = pos
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(l, h), v| (l.min(*v), h.max(*v)));
-    pos.len() >= 3 && hi / lo >= 20.0
+        .is_some_and(|v| curvlab::axis::looks_logarithmic(&v))
 }
 
 /// A readable name for an axis path (the paper's symbols where known).
@@ -933,7 +916,7 @@ pub fn write(s: &Sweep, out: &Path) -> Result<Written> {
         ("correlations.csv", csv),
     ] {
         let p = out.join(name);
-        std::fs::write(&p, text).with_context(|| format!("{}", p.display()))?;
+        curvlab::atomic::write(&p, text.as_bytes())?;
         files.push(p);
     }
 
@@ -995,7 +978,7 @@ pub fn write(s: &Sweep, out: &Path) -> Result<Written> {
         runs_csv.push('\n');
     }
     let p = out.join("runs.csv");
-    std::fs::write(&p, runs_csv).with_context(|| format!("{}", p.display()))?;
+    curvlab::atomic::write(&p, runs_csv.as_bytes())?;
     files.push(p);
 
     // report.md
@@ -1126,7 +1109,7 @@ pub fn write(s: &Sweep, out: &Path) -> Result<Written> {
         let _ = writeln!(rep, "- run {} `{}`: {detail}", r.run.index, r.run.dir);
     }
     let p = out.join("report.md");
-    std::fs::write(&p, rep).with_context(|| format!("{}", p.display()))?;
+    curvlab::atomic::write(&p, rep.as_bytes())?;
     files.push(p);
     Ok(Written {
         files,

@@ -43,20 +43,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use curvlab::backend::BackendKind;
 use curvlab::experiment::RunConfig;
-use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use toml::{Table, Value};
 
-/// The presets: one per experiment of the paper, embedded in the binary.
-pub const PRESETS: &[(&str, &str)] = &[
-    ("fig1", include_str!("../presets/fig1.toml")),
-    ("fig2", include_str!("../presets/fig2.toml")),
-    ("fig3", include_str!("../presets/fig3.toml")),
-    ("fig4", include_str!("../presets/fig4.toml")),
-    ("fig5", include_str!("../presets/fig5.toml")),
-    ("appc2", include_str!("../presets/appc2.toml")),
-];
+use crate::manifest::{Manifest, ManifestAxis, ManifestGroup, ManifestRun, ReportOptions, Setting};
+use crate::presets;
 
 /// The scale a sweep runs at unless told otherwise: the file as written.
 pub const DEFAULT_SCALE: &str = "paper";
@@ -95,17 +88,6 @@ struct ScaleSpec {
     axes: Vec<AxisSpec>,
 }
 
-/// How the report draws the sweep figure.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ReportOptions {
-    /// The axis on the x of the sweep figure (default: each group's first axis).
-    #[serde(default)]
-    pub x: Option<String>,
-    /// Axes drawn on a log scale; `None`: decided from the values.
-    #[serde(default)]
-    pub log_x: Option<Vec<String>>,
-}
-
 /// A parsed sweep file.
 #[derive(Clone, Debug)]
 pub struct SweepFile {
@@ -139,90 +121,99 @@ pub struct ExpandOptions {
     pub require_data: bool,
 }
 
-/// `sweep.json`: the expansion of a sweep at one scale.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub name: String,
-    pub description: String,
+/// Which sweep, at which scale, where: what the command line names.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// A sweep file or a preset's name.
+    pub sweep: String,
+    /// `paper` (the file as written) or a scale the file defines.
     pub scale: String,
-    pub source: String,
-    pub curvlab_version: String,
-    pub seeds: Vec<u64>,
-    pub groups: Vec<ManifestGroup>,
-    pub report: ReportOptions,
-    pub runs: Vec<ManifestRun>,
-    /// True when some run reads CIFAR data and no directory was given (plan only).
-    #[serde(default)]
-    pub data_missing: bool,
+    /// The sweep directory [default: `runs/<name>-<scale>`].
+    pub out: Option<PathBuf>,
+    /// The CIFAR directory of every run that reads CIFAR data [default: `$CURVLAB_DATA`].
+    pub data: Option<PathBuf>,
+    /// The backend of every run (overrides the sweep file).
+    pub backend: Option<BackendKind>,
+    /// `path=value` overrides of every run.
+    pub sets: Vec<String>,
 }
 
-/// One group of a manifest and its axes (the file's `[axes]`, then its own).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ManifestGroup {
-    /// `None` in a sweep without groups.
-    pub name: Option<String>,
-    pub description: String,
-    pub axes: Vec<ManifestAxis>,
+/// A sweep resolved from a [`Request`]: its file, its expansion, its directory.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub file: SweepFile,
+    pub manifest: Manifest,
+    pub out: PathBuf,
 }
 
-/// An axis as expanded: its values and their labels, in order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ManifestAxis {
-    pub path: String,
-    pub values: Vec<Json>,
-    pub labels: Vec<String>,
-    /// Draw on a log scale.
-    pub log: bool,
-}
-
-/// One run of a manifest.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ManifestRun {
-    pub index: usize,
-    /// Relative to the sweep directory (`GROUP/settings,seed=S`).
-    pub dir: String,
-    pub group: Option<String>,
-    /// The axis values of this run, in axis order.
-    pub settings: Vec<Setting>,
-    pub seed: u64,
-    /// The full run configuration.
-    pub config: Json,
-}
-
-/// One axis value of a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Setting {
-    pub path: String,
-    pub value: Json,
-    pub label: String,
-    /// Position of the value in its axis.
-    pub level: usize,
-}
-
-impl ManifestRun {
-    /// The run's settings, then its seed, as in its directory name.
-    pub fn describe(&self) -> String {
-        let mut parts: Vec<String> = self
-            .settings
-            .iter()
-            .map(|s| format!("{}={}", s.path, s.label))
-            .collect();
-        parts.push(format!("seed={}", self.seed));
-        let text = parts.join(", ");
-        match &self.group {
-            Some(g) => format!("[{g}] {text}"),
-            None => text,
+/// Loads and expands the sweep `req` names. `require_data`: every run that
+/// reads CIFAR data must have an existing directory (checked before any
+/// work); otherwise a placeholder stands in (a plan). `backend` is used when
+/// the request names none (Slurm GPU jobs).
+pub fn resolve(
+    req: &Request,
+    require_data: bool,
+    backend: Option<BackendKind>,
+) -> Result<Resolved> {
+    let file = load(&req.sweep)?;
+    let mut sets = Vec::new();
+    if let Some(b) = req.backend.or(backend) {
+        let name = serde_json::to_value(b)?
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("backend name"))?;
+        sets.push(("backend".to_string(), Value::String(name)));
+    }
+    for s in &req.sets {
+        sets.push(parse_set(s)?);
+    }
+    if let Some(d) = req.data.as_ref() {
+        if !d.is_dir() {
+            bail!("--data {}: no such directory", d.display());
         }
     }
+    let opts = ExpandOptions {
+        scale: req.scale.clone(),
+        data: req.data.clone(),
+        data_env: data_env(),
+        sets,
+        require_data,
+    };
+    let manifest = file.expand(&opts)?;
+    if require_data {
+        check_data_dirs(&manifest)?;
+    }
+    let out = req
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", file.name, req.scale)));
+    Ok(Resolved {
+        file,
+        manifest,
+        out,
+    })
 }
 
-/// The names of the presets, for messages.
-pub fn preset_names() -> String {
-    PRESETS
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `$CURVLAB_DATA`, when set and not empty.
+pub fn data_env() -> Option<PathBuf> {
+    std::env::var_os(DATA_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Every CIFAR directory the runs name exists (one line, before any work).
+fn check_data_dirs(m: &Manifest) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for r in &m.runs {
+        if r.config["data"]["kind"] == "cifar" {
+            if let Some(d) = r.config["data"]["dir"].as_str() {
+                if seen.insert(d.to_string()) && !Path::new(d).is_dir() {
+                    bail!("data directory {d} does not exist (pass --data DIR or set {DATA_ENV})");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a sweep file, or the preset of that name.
@@ -236,15 +227,15 @@ pub fn load(arg: &str) -> Result<SweepFile> {
             .to_string();
         return SweepFile::parse(&text, &source);
     }
-    if let Some((name, text)) = PRESETS.iter().find(|(n, _)| *n == arg) {
-        return SweepFile::parse(text, &format!("preset {name}"));
+    if let Some(text) = presets::get(arg) {
+        return SweepFile::parse(text, &format!("preset {arg}"));
     }
     if arg.contains('/') || arg.ends_with(".toml") || path.exists() {
         bail!("{arg}: no such sweep file");
     }
     bail!(
         "'{arg}' is neither a sweep file nor a preset (presets: {})",
-        preset_names()
+        presets::names()
     )
 }
 
@@ -915,8 +906,8 @@ fn dir_name(raw: &str) -> String {
     format!("{}~{:016x}", &clean[..MAX_DIR_NAME - 17], hash)
 }
 
-/// An axis is drawn on a log scale when its values are numbers ≥ 0 with at
-/// least three positive ones spanning a factor of 20 or more.
+/// An axis is drawn on a log scale when its values are numbers that
+/// [`curvlab::axis::looks_logarithmic`] says read better so.
 fn looks_logarithmic(values: &[Value]) -> bool {
     let nums: Option<Vec<f64>> = values
         .iter()
@@ -926,15 +917,7 @@ fn looks_logarithmic(values: &[Value]) -> bool {
             _ => None,
         })
         .collect();
-    let Some(nums) = nums else { return false };
-    if nums.iter().any(|v| *v < 0.0 || !v.is_finite()) {
-        return false;
-    }
-    let pos: Vec<f64> = nums.into_iter().filter(|v| *v > 0.0).collect();
-    let (lo, hi) = pos
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(l, h), v| (l.min(*v), h.max(*v)));
-    pos.len() >= 3 && hi / lo >= 20.0
+    nums.is_some_and(|n| curvlab::axis::looks_logarithmic(&n))
 }
 
 /// Parses `--set path=value`: the value is TOML (`0.1`, `true`, `[1, 2]`,
@@ -951,123 +934,6 @@ pub fn parse_set(arg: &str) -> Result<(String, Value)> {
         Err(_) => Value::String(raw.to_string()),
     };
     Ok((path, value))
-}
-
-impl Manifest {
-    /// Reads `DIR/sweep.json`, if there.
-    pub fn read(dir: &Path) -> Result<Option<Manifest>> {
-        let path = dir.join("sweep.json");
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-        let m = serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{}: not a sweep manifest: {e}", path.display()))?;
-        Ok(Some(m))
-    }
-
-    /// Writes `DIR/sweep.json` (and the sweep file as `DIR/sweep.toml`) unless
-    /// they are there; if a manifest is there, it must describe this sweep.
-    /// Writes go to a temporary name, then are renamed: concurrent array
-    /// tasks write identical files and never a torn one.
-    pub fn establish(&self, dir: &Path, sweep_text: &str) -> Result<()> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create the sweep directory", dir.display()))?;
-        match Manifest::read(dir)? {
-            Some(old) => self.check_same_sweep(&old, dir)?,
-            None => write_atomic(
-                &dir.join("sweep.json"),
-                &(serde_json::to_string_pretty(self)? + "\n"),
-            )?,
-        }
-        let toml_path = dir.join("sweep.toml");
-        if !toml_path.exists() {
-            write_atomic(&toml_path, sweep_text)?;
-        }
-        Ok(())
-    }
-
-    /// Fails when `old` (found in `dir`) is another sweep: other runs, or
-    /// runs with other settings. The backend and the data directory may
-    /// differ (a sweep can move machines); fields that only one of the two
-    /// has (a newer curvlab) are not compared.
-    fn check_same_sweep(&self, old: &Manifest, dir: &Path) -> Result<()> {
-        let there = format!("{}/sweep.json", dir.display());
-        if old.name != self.name || old.scale != self.scale {
-            bail!(
-                "{there} is sweep '{}' at scale '{}', not '{}' at '{}': choose another --out",
-                old.name,
-                old.scale,
-                self.name,
-                self.scale
-            );
-        }
-        if old.runs.len() != self.runs.len() {
-            bail!(
-                "{there} lists {} runs, this expansion {}: the sweep file changed; choose another --out",
-                old.runs.len(),
-                self.runs.len()
-            );
-        }
-        for (a, b) in old.runs.iter().zip(&self.runs) {
-            let mut ca = a.config.clone();
-            let mut cb = b.config.clone();
-            for c in [&mut ca, &mut cb] {
-                if let Some(o) = c.as_object_mut() {
-                    o.remove("backend");
-                }
-                if let Some(o) = c.get_mut("data").and_then(Json::as_object_mut) {
-                    o.remove("dir");
-                }
-            }
-            if a.dir != b.dir || a.seed != b.seed {
-                bail!(
-                    "{there}: run {} is '{}' there but '{}' now: the sweep file changed; choose another --out",
-                    a.index,
-                    a.dir,
-                    b.dir
-                );
-            }
-            if let Some(p) = first_difference(&ca, &cb, "") {
-                bail!(
-                    "{there}: run {} ({}) had another '{p}' then: the sweep changed; choose another --out",
-                    a.index,
-                    a.dir
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The first path at which two configurations both have a value and differ.
-fn first_difference(a: &Json, b: &Json, prefix: &str) -> Option<String> {
-    match (a, b) {
-        (Json::Object(x), Json::Object(y)) => x.iter().find_map(|(k, va)| {
-            let p = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            y.get(k).and_then(|vb| first_difference(va, vb, &p))
-        }),
-        (Json::Number(x), Json::Number(y)) => {
-            let (x, y) = (x.as_f64(), y.as_f64());
-            (x != y).then(|| prefix.to_string())
-        }
-        _ => (a != b).then(|| prefix.to_string()),
-    }
-}
-
-/// Writes `text` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).with_context(|| format!("{}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}", path.display()))
 }
 
 #[cfg(test)]
@@ -1241,16 +1107,5 @@ axes = { optim = [{ lr = 0.3, weight_decay = 0.01 }] }
             parse_set("data.dir=/a/b").unwrap().1,
             Value::String("/a/b".into())
         );
-    }
-
-    #[test]
-    fn presets_parse() {
-        for (name, text) in PRESETS {
-            let f = SweepFile::parse(text, name).unwrap();
-            assert_eq!(&f.name, name);
-            for s in ["paper", "small", "tiny"] {
-                assert!(f.scales().iter().any(|(n, _)| n == s), "{name}: no {s}");
-            }
-        }
     }
 }

@@ -1,19 +1,18 @@
-//! The run figure: loss, sharpness and Jacobian norm against step, as a PNG.
-//!
-//! Text is rendered with DejaVu Sans, embedded in the binary
-//! (`native/assets/DejaVuSans.ttf`, see `native/assets/README.md`), so the
-//! figure does not depend on the fonts of the machine.
+//! The run figure: loss, sharpness and Jacobian norm against step, as a PNG
+//! (font, colours and axes: [`crate::chart`]).
 
 use std::path::Path;
-use std::sync::Once;
 
 use anyhow::{bail, Result};
 use curvlab::record::MetricsRow;
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{register_font, FontStyle};
+
+use crate::chart::{
+    ensure_font, font, Axis, BLUE, DARK, GREEN, GRID_BOLD, GRID_LIGHT, ORANGE, PURPLE, SKY,
+    VERMILLION,
+};
 
 /// Figure size in pixels.
 const WIDTH: u32 = 900;
@@ -40,30 +39,6 @@ const LEGEND_MARGIN: u32 = 6;
 /// "‖J‖₂", with hair spaces: the rasteriser drops side bearings, which
 /// would otherwise run the bars into the J.
 const JAC_DESC: &str = "‖\u{200A}J\u{200A}‖₂";
-
-/// Okabe–Ito colour-blind-safe palette.
-const BLUE: RGBColor = RGBColor(0x00, 0x72, 0xB2);
-const VERMILLION: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
-const GREEN: RGBColor = RGBColor(0x00, 0x9E, 0x73);
-const PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
-const ORANGE: RGBColor = RGBColor(0xE6, 0x9F, 0x00);
-const SKY: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
-/// Reference lines (2/η) and text.
-const DARK: RGBColor = RGBColor(0x33, 0x33, 0x33);
-const GRID_BOLD: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
-const GRID_LIGHT: RGBColor = RGBColor(0xF2, 0xF2, 0xF2);
-
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-static FONT_INIT: Once = Once::new();
-
-/// Register the embedded font as plotters' "sans-serif", once per process.
-fn ensure_font() {
-    FONT_INIT.call_once(|| {
-        // A font that fails to parse surfaces as a font error from the first
-        // text drawn, which `plot_run` returns.
-        let _ = register_font("sans-serif", FontStyle::Normal, FONT_BYTES);
-    });
-}
 
 /// One curve of a panel.
 struct Series {
@@ -213,7 +188,8 @@ fn panels(rows: &[MetricsRow]) -> [Panel; 3] {
 /// mean), the Theorem 5.1 bound B and the max logit-Jacobian norm. Missing
 /// (`None`) and non-finite values are skipped; a divergence is marked by a
 /// vertical line. Writes a PNG of 900×1000 pixels; `path` must end in `.png`.
-/// Empty `rows` give a figure that says "no measurements".
+/// Empty `rows` give a figure that says "no measurements". The file is
+/// replaced atomically ([`curvlab::atomic`]).
 pub fn plot_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
     let ext = path
         .extension()
@@ -225,6 +201,10 @@ pub fn plot_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
             path.display()
         );
     }
+    curvlab::atomic::write_with(path, true, |tmp| draw_run(rows, title, tmp))
+}
+
+fn draw_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
     ensure_font();
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -261,10 +241,6 @@ pub fn plot_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn font(size: f64) -> FontDesc<'static> {
-    ("sans-serif", size).into_font()
-}
-
 /// The title, centred, shrunk (then cut) to fit the width.
 fn draw_title(area: &DrawingArea<BitMapBackend, Shift>, title: &str) -> Result<()> {
     if title.trim().is_empty() {
@@ -287,225 +263,6 @@ fn draw_title(area: &DrawingArea<BitMapBackend, Shift>, title: &str) -> Result<(
         .pos(Pos::new(HPos::Center, VPos::Center));
     area.draw(&Text::new(text, (w as i32 / 2, h as i32 / 2 + 4), style))?;
     Ok(())
-}
-
-/// An x- or y-axis: its range (in plotted units: log10 of the value on a log
-/// axis), tick positions and how to label them.
-#[derive(Clone)]
-struct Axis {
-    lo: f64,
-    hi: f64,
-    major: Vec<f64>,
-    minor: Vec<f64>,
-    log: bool,
-    /// Label ticks as multiples of this step (linear-style labels); `None`:
-    /// label with 3 significant digits (1-2-5 log ticks).
-    label_step: Option<f64>,
-    /// Largest magnitude of a tick value (chooses plain or scientific labels).
-    max_abs: f64,
-    /// 1-2-5 log ticks: label all in scientific notation (some tick is below
-    /// 1e-3 or from 1e5 up), for labels of one style.
-    sci: bool,
-}
-
-impl Axis {
-    fn linear(lo: f64, hi: f64, target: usize, min_step: f64) -> Axis {
-        let step = nice_step(hi - lo, target).max(min_step);
-        let major = multiples(lo, hi, step);
-        let max_abs = major.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        Axis {
-            lo,
-            hi,
-            major,
-            minor: vec![],
-            log: false,
-            label_step: Some(step),
-            max_abs,
-            sci: false,
-        }
-    }
-
-    /// A log10 axis over [lo, hi] (in decades).
-    fn log(lo: f64, hi: f64) -> Axis {
-        let decades: Vec<i32> = ((lo - 1e-9).ceil() as i32..=(hi + 1e-9).floor() as i32).collect();
-        let in_range = |v: f64| v.log10() >= lo - 1e-9 && v.log10() <= hi + 1e-9;
-        let (d0, d1) = (lo.floor() as i32, hi.ceil() as i32);
-        let mantissa_ticks = |ms: &[f64]| -> Vec<f64> {
-            (d0..=d1)
-                .flat_map(|d| ms.iter().map(move |m| m * 10f64.powi(d)))
-                .filter(|v| in_range(*v))
-                .collect()
-        };
-        let axis = |major: Vec<f64>, minor: Vec<f64>| Axis {
-            lo,
-            hi,
-            max_abs: major.iter().fold(0.0f64, |m, v| m.max(*v)),
-            sci: major.iter().any(|v| !(1e-3..1e5).contains(v)),
-            major: major.iter().map(|v| v.log10()).collect(),
-            minor: minor.iter().map(|v| v.log10()).collect(),
-            log: true,
-            label_step: None,
-        };
-        if decades.len() >= 3 {
-            let stride = decades.len().div_ceil(6) as i32;
-            let major = decades
-                .iter()
-                .filter(|d| d.rem_euclid(stride) == 0)
-                .map(|&d| 10f64.powi(d))
-                .collect();
-            let minor = if decades.len() <= 6 {
-                mantissa_ticks(&[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
-            } else {
-                vec![]
-            };
-            return axis(major, minor);
-        }
-        let major = mantissa_ticks(&[1.0, 2.0, 5.0]);
-        if major.len() >= 2 {
-            return axis(major, mantissa_ticks(&[3.0, 4.0, 6.0, 7.0, 8.0, 9.0]));
-        }
-        // Less than a factor of ~2.5: linear ticks in value space.
-        let (vlo, vhi) = (10f64.powf(lo), 10f64.powf(hi));
-        let step = nice_step(vhi - vlo, 5);
-        let ticks = multiples(vlo, vhi, step);
-        Axis {
-            lo,
-            hi,
-            max_abs: ticks.iter().fold(0.0f64, |m, v| m.max(*v)),
-            major: ticks
-                .iter()
-                .filter(|v| **v > 0.0)
-                .map(|v| v.log10())
-                .collect(),
-            minor: vec![],
-            log: true,
-            label_step: Some(step),
-            sci: false,
-        }
-    }
-
-    fn label(&self, t: f64) -> String {
-        let v = if self.log { 10f64.powf(t) } else { t };
-        match self.label_step {
-            Some(step) => fmt_multiple(v, step, self.max_abs),
-            None => fmt_sig(v, 3, self.sci),
-        }
-    }
-}
-
-/// Linear in plotted units, with our own ticks: majors are the bold grid
-/// lines and labels, minors the light grid lines.
-impl Ranged for Axis {
-    type FormatOption = DefaultFormatting;
-    type ValueType = f64;
-
-    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
-        let frac = (v - self.lo) / (self.hi - self.lo);
-        let len = (limit.1 - limit.0) as f64;
-        if !frac.is_finite() {
-            return if frac > 0.0 { limit.1 } else { limit.0 };
-        }
-        limit.0 + (len * frac + 1e-3 * len.signum()).trunc() as i32
-    }
-
-    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
-        if hint.weight().allow_light_points() {
-            self.minor.clone()
-        } else {
-            self.major.clone()
-        }
-    }
-
-    fn range(&self) -> std::ops::Range<f64> {
-        self.lo..self.hi
-    }
-}
-
-/// About `span / target`, rounded to 1, 2, 2.5 or 5 times a power of ten.
-fn nice_step(span: f64, target: usize) -> f64 {
-    let raw = span / target.max(1) as f64;
-    if !(raw > 0.0 && raw.is_finite()) {
-        return 1.0;
-    }
-    let mag = 10f64.powf(raw.log10().floor());
-    let m = raw / mag;
-    let nice = if m <= 1.0 {
-        1.0
-    } else if m <= 2.0 {
-        2.0
-    } else if m <= 2.5 {
-        2.5
-    } else if m <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    nice * mag
-}
-
-/// The multiples of `step` in [lo, hi].
-fn multiples(lo: f64, hi: f64, step: f64) -> Vec<f64> {
-    let mut out = vec![];
-    let mut k = (lo / step - 1e-9).ceil();
-    while k * step <= hi + step * 1e-9 && out.len() < 200 {
-        let v = k * step;
-        out.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
-        k += 1.0;
-    }
-    out
-}
-
-/// Digits after the decimal point needed to write multiples of `step`.
-fn decimals_for(step: f64) -> usize {
-    let mut s = step.abs();
-    let mut d = 0;
-    while d < 12 && (s - s.round()).abs() > 1e-6 * s.max(1.0) {
-        s *= 10.0;
-        d += 1;
-    }
-    d
-}
-
-/// A tick that is a multiple of `step`: plain decimals, or scientific when the
-/// ticks are very large or very small.
-fn fmt_multiple(v: f64, step: f64, max_abs: f64) -> String {
-    if v.abs() < step * 1e-6 {
-        return "0".to_string();
-    }
-    if !(1e-3..1e5).contains(&max_abs) {
-        let e = (max_abs.log10() + 1e-9).floor() as i32;
-        let scale = 10f64.powi(e);
-        format!("{:.*}e{}", decimals_for(step / scale), v / scale, e)
-    } else {
-        format!("{:.*}", decimals_for(step), v)
-    }
-}
-
-/// `v` to `sig` significant digits, trailing zeros dropped; in scientific
-/// notation if `sci` or if `v` is below 1e-3 or from 1e5 up.
-fn fmt_sig(v: f64, sig: i32, sci: bool) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let mut e = (v.abs().log10() + 1e-9).floor() as i32;
-    if !sci && (1e-3..1e5).contains(&v.abs()) {
-        let d = (sig - 1 - e).max(0) as usize;
-        return trim_zeros(format!("{v:.d$}"));
-    }
-    let mut m = trim_zeros(format!("{:.*}", (sig - 1) as usize, v / 10f64.powi(e)));
-    if m.trim_start_matches('-').starts_with("10") {
-        e += 1;
-        m = trim_zeros(format!("{:.*}", (sig - 1) as usize, v / 10f64.powi(e)));
-    }
-    format!("{m}e{e}")
-}
-
-fn trim_zeros(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
 }
 
 /// [min, max] padded by 6 % each side; a flat range is widened.
@@ -940,6 +697,12 @@ mod tests {
             "{name}: only {} bytes",
             bytes.len()
         );
+        // Only the figure: no temporary is left beside it.
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from(format!("{name}.png"))]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1009,26 +772,5 @@ mod tests {
     #[test]
     fn plot_rejects_other_formats() {
         assert!(plot_run(&[], "x", Path::new("/tmp/curvlab-plot.svg")).is_err());
-    }
-
-    #[test]
-    fn tick_labels() {
-        assert_eq!(fmt_sig(0.002, 3, false), "0.002");
-        assert_eq!(fmt_sig(0.002, 3, true), "2e-3");
-        assert_eq!(fmt_sig(50.0, 3, false), "50");
-        assert_eq!(fmt_sig(1e-4, 3, false), "1e-4");
-        assert_eq!(fmt_sig(5e-6, 3, false), "5e-6");
-        assert_eq!(fmt_sig(2e5, 3, false), "2e5");
-        assert_eq!(fmt_sig(1.0, 3, true), "1e0");
-        assert_eq!(fmt_multiple(0.15, 0.05, 0.3), "0.15");
-        assert_eq!(fmt_multiple(200.0, 50.0, 400.0), "200");
-        assert_eq!(fmt_multiple(0.0, 0.05, 0.3), "0");
-        assert_eq!(fmt_multiple(2e5, 1e5, 4e5), "2e5");
-        let ax = Axis::log(-2.2, 0.5);
-        assert!(ax.major.len() >= 2, "{:?}", ax.major);
-        let ax = Axis::log(0.35, 0.37);
-        assert!(ax.major.len() >= 2, "{:?}", ax.major);
-        let ax = Axis::linear(-0.5, 1000.0, 8, 1.0);
-        assert_eq!(ax.major.first(), Some(&0.0));
     }
 }

@@ -1,49 +1,16 @@
 //! Drawing the report's figures, as PNG and SVG from the same code: a row or
 //! a column of panels sharing an x-axis, with error bars, reference lines and
-//! one legend band below the panels.
-//!
-//! Text is DejaVu Sans, embedded (`native/assets/DejaVuSans.ttf`), registered
-//! as plotters' "sans-serif"; the SVG names the family, so viewers use theirs.
+//! one legend band below the panels (font, colours and axes: [`crate::chart`]).
 
 use std::path::Path;
-use std::sync::Once;
 
 use anyhow::Result;
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{register_font, FontStyle};
 
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-static FONT_INIT: Once = Once::new();
-
-fn ensure_font() {
-    FONT_INIT.call_once(|| {
-        let _ = register_font("sans-serif", FontStyle::Normal, FONT_BYTES);
-    });
-}
-
-fn font(size: f64) -> FontDesc<'static> {
-    ("sans-serif", size).into_font()
-}
-
-/// Okabe–Ito colour-blind-safe palette (then darker variants).
-pub const PALETTE: [RGBColor; 10] = [
-    RGBColor(0x00, 0x72, 0xB2),
-    RGBColor(0xD5, 0x5E, 0x00),
-    RGBColor(0x00, 0x9E, 0x73),
-    RGBColor(0xCC, 0x79, 0xA7),
-    RGBColor(0xE6, 0x9F, 0x00),
-    RGBColor(0x56, 0xB4, 0xE9),
-    RGBColor(0x33, 0x33, 0x33),
-    RGBColor(0x80, 0x4D, 0x00),
-    RGBColor(0x00, 0x4D, 0x73),
-    RGBColor(0x8C, 0x8C, 0x00),
-];
-pub const DARK: RGBColor = RGBColor(0x33, 0x33, 0x33);
-const GRID_BOLD: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
-const GRID_LIGHT: RGBColor = RGBColor(0xF2, 0xF2, 0xF2);
+use crate::chart::{ensure_font, font, Axis, GRID_BOLD, GRID_LIGHT};
+pub use crate::chart::{DARK, PALETTE};
 
 const TITLE_H: u32 = 40;
 const TICK_FONT: f64 = 14.0;
@@ -121,22 +88,23 @@ pub struct Figure {
 }
 
 impl Figure {
-    /// Writes `stem.png` and `stem.svg`.
+    /// Writes `stem.png` and `stem.svg`, each atomically ([`curvlab::atomic`]).
     pub fn write(&self, stem: &Path) -> Result<()> {
         ensure_font();
         let size = self.size();
-        let png = stem.with_extension("png");
+        curvlab::atomic::write_with(&stem.with_extension("png"), true, |png| {
+            let root = BitMapBackend::new(png, size).into_drawing_area();
+            self.draw(&root)?;
+            root.present()?;
+            Ok::<(), anyhow::Error>(())
+        })?;
+        let mut svg = String::new();
         {
-            let root = BitMapBackend::new(&png, size).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
             self.draw(&root)?;
             root.present()?;
         }
-        let svg = stem.with_extension("svg");
-        {
-            let root = SVGBackend::new(&svg, size).into_drawing_area();
-            self.draw(&root)?;
-            root.present()?;
-        }
+        curvlab::atomic::write(&stem.with_extension("svg"), svg.as_bytes())?;
         Ok(())
     }
 
@@ -303,13 +271,13 @@ impl Figure {
             (lo - pad, hi + pad)
         };
         let yaxis = if log {
-            TickAxis::log(lo, hi)
+            Axis::log(lo, hi)
         } else {
-            TickAxis::linear(lo, hi)
+            Axis::linear(lo, hi, 5, 0.0)
         };
         let xaxis = match &self.x {
-            XAxis::Ticks { ticks, .. } => TickAxis::custom(xr.0, xr.1, ticks.clone()),
-            XAxis::Numeric { .. } => TickAxis::linear(xr.0, xr.1),
+            XAxis::Ticks { ticks, .. } => Axis::custom(xr.0, xr.1, ticks.clone()),
+            XAxis::Numeric { .. } => Axis::linear(xr.0, xr.1, 5, 0.0),
         };
         let x_desc = match &self.x {
             XAxis::Ticks { desc, .. } | XAxis::Numeric { desc } => desc.clone(),
@@ -454,202 +422,5 @@ impl Figure {
             }
         }
         Ok(())
-    }
-}
-
-/// An axis with our own ticks, linear in plotted units (log10 on a log axis).
-#[derive(Clone, Debug)]
-pub struct TickAxis {
-    pub lo: f64,
-    pub hi: f64,
-    major: Vec<f64>,
-    minor: Vec<f64>,
-    labels: Vec<String>,
-    log: bool,
-}
-
-impl TickAxis {
-    /// Ticks at the given positions, labelled as given.
-    pub fn custom(lo: f64, hi: f64, ticks: Vec<(f64, String)>) -> TickAxis {
-        TickAxis {
-            lo,
-            hi,
-            major: ticks.iter().map(|t| t.0).collect(),
-            labels: ticks.into_iter().map(|t| t.1).collect(),
-            minor: vec![],
-            log: false,
-        }
-    }
-
-    /// About five "nice" ticks (1, 2, 2.5, 5 × 10^k apart).
-    pub fn linear(lo: f64, hi: f64) -> TickAxis {
-        let step = nice_step(hi - lo, 5);
-        let major = multiples(lo, hi, step);
-        let labels = major.iter().map(|v| fmt_tick(*v, step)).collect();
-        TickAxis {
-            lo,
-            hi,
-            major,
-            minor: multiples(lo, hi, step / 2.0),
-            labels,
-            log: false,
-        }
-    }
-
-    /// A log10 axis over [lo, hi] (in decades): decade ticks, or 1-2-5 ticks
-    /// over less than two decades, or linear ticks over less than a factor ~3.
-    pub fn log(lo: f64, hi: f64) -> TickAxis {
-        let in_range = |t: f64| t >= lo - 1e-9 && t <= hi + 1e-9;
-        let (d0, d1) = (lo.floor() as i32, hi.ceil() as i32);
-        let ticks = |ms: &[f64]| -> Vec<f64> {
-            (d0..=d1)
-                .flat_map(|d| ms.iter().map(move |m| m * 10f64.powi(d)))
-                .filter(|v| in_range(v.log10()))
-                .collect()
-        };
-        let decades = ticks(&[1.0]);
-        let (major, minor) = if decades.len() >= 3 {
-            (decades, ticks(&[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]))
-        } else {
-            (
-                ticks(&[1.0, 2.0, 5.0]),
-                ticks(&[3.0, 4.0, 6.0, 7.0, 8.0, 9.0]),
-            )
-        };
-        if major.len() < 2 {
-            let (vlo, vhi) = (10f64.powf(lo), 10f64.powf(hi));
-            let step = nice_step(vhi - vlo, 4);
-            let major: Vec<f64> = multiples(vlo, vhi, step)
-                .into_iter()
-                .filter(|v| *v > 0.0)
-                .collect();
-            return TickAxis {
-                lo,
-                hi,
-                labels: major.iter().map(|v| fmt_tick(*v, step)).collect(),
-                major: major.iter().map(|v| v.log10()).collect(),
-                minor: vec![],
-                log: true,
-            };
-        }
-        TickAxis {
-            lo,
-            hi,
-            labels: major.iter().map(|v| fmt_tick(*v, *v)).collect(),
-            major: major.iter().map(|v| v.log10()).collect(),
-            minor: minor.iter().map(|v| v.log10()).collect(),
-            log: true,
-        }
-    }
-
-    /// The label of the tick at `t`.
-    pub fn label(&self, t: f64) -> String {
-        let tol = 1e-9 * (self.hi - self.lo).abs().max(1e-12);
-        match self.major.iter().position(|m| (m - t).abs() <= tol) {
-            Some(i) => self.labels[i].clone(),
-            None => {
-                let v = if self.log { 10f64.powf(t) } else { t };
-                fmt_tick(v, v.abs())
-            }
-        }
-    }
-}
-
-impl Ranged for TickAxis {
-    type FormatOption = DefaultFormatting;
-    type ValueType = f64;
-
-    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
-        let frac = (v - self.lo) / (self.hi - self.lo);
-        let len = (limit.1 - limit.0) as f64;
-        if !frac.is_finite() {
-            return if frac > 0.0 { limit.1 } else { limit.0 };
-        }
-        limit.0 + (len * frac).round() as i32
-    }
-
-    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
-        if hint.weight().allow_light_points() {
-            self.minor.clone()
-        } else {
-            self.major.clone()
-        }
-    }
-
-    fn range(&self) -> std::ops::Range<f64> {
-        self.lo..self.hi
-    }
-}
-
-/// About `span / target`, rounded to 1, 2, 2.5 or 5 times a power of ten.
-fn nice_step(span: f64, target: usize) -> f64 {
-    let raw = span / target.max(1) as f64;
-    if !(raw > 0.0 && raw.is_finite()) {
-        return 1.0;
-    }
-    let mag = 10f64.powf(raw.log10().floor());
-    let m = raw / mag;
-    let nice = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .into_iter()
-        .find(|n| m <= *n)
-        .unwrap_or(10.0);
-    nice * mag
-}
-
-/// The multiples of `step` in [lo, hi].
-fn multiples(lo: f64, hi: f64, step: f64) -> Vec<f64> {
-    let mut out = vec![];
-    let mut k = (lo / step - 1e-9).ceil();
-    while k * step <= hi + step * 1e-9 && out.len() < 200 {
-        let v = k * step;
-        out.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
-        k += 1.0;
-    }
-    out
-}
-
-/// A tick label: as many decimals as `step` needs; 1e-4 style when tiny or huge.
-pub fn fmt_tick(v: f64, step: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let a = v.abs();
-    if !(1e-3..1e5).contains(&a) {
-        let s = format!("{v:.2e}");
-        // 1.00e-4 → 1e-4, 2.50e5 → 2.5e5
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = m.trim_end_matches('0').trim_end_matches('.');
-        return format!("{m}e{e}");
-    }
-    let decimals = if step > 0.0 && step.is_finite() {
-        (-(step.log10().floor()) as i32 + 1).clamp(0, 6) as usize
-    } else {
-        3
-    };
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tick_labels() {
-        assert_eq!(fmt_tick(0.1, 0.05), "0.1");
-        assert_eq!(fmt_tick(0.25, 0.05), "0.25");
-        assert_eq!(fmt_tick(5e-4, 5e-4), "5e-4");
-        assert_eq!(fmt_tick(200.0, 50.0), "200");
-        assert_eq!(fmt_tick(250000.0, 1.0), "2.5e5");
-        let ax = TickAxis::log(-2.2, 0.5);
-        assert!(ax.major.len() >= 2, "{:?}", ax.major);
-        let ax = TickAxis::log(0.35, 0.37);
-        assert!(ax.major.len() >= 2, "{:?}", ax.major);
-        let ax = TickAxis::linear(-0.5, 10.0);
-        assert!(ax.major.contains(&0.0));
     }
 }
