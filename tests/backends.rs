@@ -5,6 +5,11 @@
 //! λ₁ 1e-3 relative, Jacobian norms 1e-4 relative, per example; for an MLP, a
 //! CNN and a (narrow) ResNet18 with BatchNorm.
 //!
+//! The spectrum extras (trace, density, per-layer, factors, folds; one
+//! measurement with the same probes on both): trace, density moments,
+//! per-layer, fold and Gauss–Newton-share values 1e-3 relative, the density
+//! on its grid 1e-2 of its peak, cost curvature 1e-4, layer masses 1e-2.
+//!
 //! Needs a wgpu adapter (here: Mesa's software Vulkan, installed by .ci/run).
 //! Set CURVLAB_SKIP_WGPU=1 to skip on a machine without one; otherwise a
 //! missing adapter fails the test.
@@ -14,8 +19,11 @@ use curvlab::backend::{device, BackendKind};
 use curvlab::data::Dataset;
 use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
+use curvlab::density::integrate;
 use curvlab::loss::LossConfig;
+use curvlab::measure::{MeasureConfig, Measurer};
 use curvlab::models::{Activation, Architecture, Bn, Cnn, Mlp, Model, Resnet18};
+use curvlab::record::{ByName, MetricsRow};
 use curvlab::objective::{flatten_to_host, loss_and_gradient, Sample};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_gauss_newton_eigenvalues, top_hessian_eigenvalues, SharpnessConfig};
@@ -182,6 +190,148 @@ fn cpu_and_wgpu_agree() {
         println!(
             "{arch:?}: loss {:.3e} sharpness {:.3e}/{:.3e} ok",
             a.loss, a.sharpness, b.sharpness
+        );
+    }
+}
+
+fn extras_on(dev: &Device, arch: &Architecture, data: &Dataset) -> MetricsRow {
+    let loss = LossConfig {
+        label_smoothing: 0.1,
+        ..Default::default()
+    };
+    let model = Model::init(arch, 3, dev).unwrap();
+    let cfg = MeasureConfig {
+        samples: data.len(),
+        chunk: 32,
+        jacobian: false,
+        bound: false,
+        warm_start: false,
+        trace: true,
+        density: true,
+        per_layer: true,
+        factors: true,
+        folds: true,
+        ..Default::default()
+    };
+    let mut cfg = cfg;
+    cfg.solver.lanczos.tol = 1e-6;
+    cfg.solver.lanczos.max_steps = 200;
+    let mut m = Measurer::new(data, None, &loss, &cfg, dev).block().unwrap();
+    let mut row = MetricsRow::default();
+    m.measure(&model, &mut row).block().unwrap();
+    row
+}
+
+#[test]
+fn spectrum_extras_agree_on_cpu_and_wgpu() {
+    if std::env::var("CURVLAB_SKIP_WGPU").is_ok_and(|v| v == "1") {
+        eprintln!("CURVLAB_SKIP_WGPU=1: skipped");
+        return;
+    }
+    let gpu = device(BackendKind::Wgpu)
+        .expect("a wgpu adapter (install mesa-vulkan-drivers, or set CURVLAB_SKIP_WGPU=1)");
+    let cpu = device(BackendKind::Cpu).unwrap();
+    let mut rng = Rng::new(9);
+    let (n, c) = (64, 4);
+    for arch in [
+        Architecture::Mlp(Mlp {
+            input_dim: 48,
+            hidden: vec![32, 32],
+            classes: c,
+            activation: Activation::Relu,
+        }),
+        Architecture::Cnn(Cnn {
+            in_channels: 3,
+            height: 4,
+            width: 4,
+            channels: vec![4],
+            classes: c,
+            activation: Activation::Tanh,
+        }),
+    ] {
+        let d = arch.input_len();
+        let data = Dataset {
+            x: (0..n * d).map(|_| rng.normal() as f32).collect(),
+            y: (0..n).map(|i| (i % c) as u32).collect(),
+            input_shape: arch.image_shape().map(|s| s.to_vec()).unwrap_or(vec![d]),
+            classes: c,
+            name: "random".into(),
+        };
+        let a = extras_on(&cpu, &arch, &data);
+        let b = extras_on(&gpu, &arch, &data);
+        let rel = |x: f64, y: f64, scale: f64| (x - y).abs() / scale.abs().max(1e-12);
+        let lam = a.sharpness.unwrap();
+        let (ta, tb) = (a.trace.unwrap(), b.trace.unwrap());
+        assert!(rel(ta, tb, tb) < 1e-3, "trace {ta} vs {tb}");
+        let moments = |r: &MetricsRow| {
+            let (g, p) = (r.density_grid.as_ref().unwrap(), r.density.as_ref().unwrap());
+            (
+                integrate(g, p, |t| t),
+                integrate(g, p, |t| t * t),
+                p.iter().cloned().fold(0.0, f64::max),
+            )
+        };
+        let ((a1, a2, peak), (b1, b2, _)) = (moments(&a), moments(&b));
+        assert!(rel(a1, b1, lam) < 1e-3 && rel(a2, b2, b2) < 1e-3, "density moments");
+        // the grids agree to the nodes' rounding; compare ρ at the CPU grid's points
+        let (ga, pa) = (a.density_grid.as_ref().unwrap(), a.density.as_ref().unwrap());
+        let (gb, pb) = (b.density_grid.as_ref().unwrap(), b.density.as_ref().unwrap());
+        let at = |g: &[f64], p: &[f64], t: f64| {
+            let i = g.partition_point(|&x| x < t).clamp(1, g.len() - 1);
+            let w = ((t - g[i - 1]) / (g[i] - g[i - 1])).clamp(0.0, 1.0);
+            p[i - 1] * (1.0 - w) + p[i] * w
+        };
+        let worst = ga
+            .iter()
+            .zip(pa)
+            .map(|(&t, &r)| (r - at(gb, pb, t)).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-2 * peak, "density differs by {worst:.3e} (peak {peak:.3e})");
+        let same = |x: &ByName, y: &ByName, tol: f64, what: &str| {
+            assert_eq!(x.0.len(), y.0.len());
+            for ((n, u), (_, v)) in x.0.iter().zip(&y.0) {
+                assert!(rel(*u, *v, v.abs().max(1e-3 * lam)) < tol, "{what} {n}: {u} vs {v}");
+            }
+        };
+        same(
+            a.layer_sharpness.as_ref().unwrap(),
+            b.layer_sharpness.as_ref().unwrap(),
+            1e-3,
+            "layer",
+        );
+        same(
+            a.gn_layer_sharpness.as_ref().unwrap(),
+            b.gn_layer_sharpness.as_ref().unwrap(),
+            1e-3,
+            "GN layer",
+        );
+        assert!((a.gn_share.unwrap() - b.gn_share.unwrap()).abs() < 1e-3);
+        assert!(rel(a.residual_curvature.unwrap(), b.residual_curvature.unwrap(), lam) < 1e-3);
+        let (ma, mb) = (
+            a.top_eigvec_layer_mass.as_ref().unwrap(),
+            b.top_eigvec_layer_mass.as_ref().unwrap(),
+        );
+        for ((n, u), (_, v)) in ma.0.iter().zip(&mb.0) {
+            assert!((u - v).abs() < 1e-2, "mass {n}: {u} vs {v}");
+        }
+        let (ca, cb) = (a.cost_curvature_max.unwrap(), b.cost_curvature_max.unwrap());
+        assert!(rel(ca, cb, cb) < 1e-4, "cost curvature {ca} vs {cb}");
+        let (ca, cb) = (a.cost_curvature_mean.unwrap(), b.cost_curvature_mean.unwrap());
+        assert!(rel(ca, cb, cb) < 1e-4, "cost curvature mean {ca} vs {cb}");
+        for (x, y) in a
+            .sharpness_folds
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(b.sharpness_folds.as_ref().unwrap())
+        {
+            assert!(rel(*x, *y, *y) < 1e-3, "fold {x} vs {y}");
+        }
+        println!(
+            "{arch:?}: trace {ta:.4e}/{tb:.4e}, ∫λρ {a1:.4e}/{b1:.4e}, folds {:?}, gn_share {:.4}/{:.4}",
+            a.sharpness_folds.unwrap(),
+            a.gn_share.unwrap(),
+            b.gn_share.unwrap()
         );
     }
 }
