@@ -17,14 +17,14 @@
 use burn::tensor::Device;
 use curvlab::backend::{device, BackendKind};
 use curvlab::data::Dataset;
+use curvlab::density::integrate;
 use curvlab::jacobian::jacobian_spectral_norms;
 use curvlab::lanczos::LanczosConfig;
-use curvlab::density::integrate;
 use curvlab::loss::LossConfig;
 use curvlab::measure::{MeasureConfig, Measurer};
 use curvlab::models::{Activation, Architecture, Bn, Cnn, Mlp, Model, Resnet18};
-use curvlab::record::{ByName, MetricsRow};
 use curvlab::objective::{flatten_to_host, loss_and_gradient, Sample};
+use curvlab::record::{ByName, MetricsRow};
 use curvlab::rng::Rng;
 use curvlab::sharpness::{top_gauss_newton_eigenvalues, top_hessian_eigenvalues, SharpnessConfig};
 use curvlab::train::{OptimConfig, Trainer};
@@ -264,7 +264,10 @@ fn spectrum_extras_agree_on_cpu_and_wgpu() {
         let (ta, tb) = (a.trace.unwrap(), b.trace.unwrap());
         assert!(rel(ta, tb, tb) < 1e-3, "trace {ta} vs {tb}");
         let moments = |r: &MetricsRow| {
-            let (g, p) = (r.density_grid.as_ref().unwrap(), r.density.as_ref().unwrap());
+            let (g, p) = (
+                r.density_grid.as_ref().unwrap(),
+                r.density.as_ref().unwrap(),
+            );
             (
                 integrate(g, p, |t| t),
                 integrate(g, p, |t| t * t),
@@ -272,10 +275,19 @@ fn spectrum_extras_agree_on_cpu_and_wgpu() {
             )
         };
         let ((a1, a2, peak), (b1, b2, _)) = (moments(&a), moments(&b));
-        assert!(rel(a1, b1, lam) < 1e-3 && rel(a2, b2, b2) < 1e-3, "density moments");
+        assert!(
+            rel(a1, b1, lam) < 1e-3 && rel(a2, b2, b2) < 1e-3,
+            "density moments"
+        );
         // the grids agree to the nodes' rounding; compare ρ at the CPU grid's points
-        let (ga, pa) = (a.density_grid.as_ref().unwrap(), a.density.as_ref().unwrap());
-        let (gb, pb) = (b.density_grid.as_ref().unwrap(), b.density.as_ref().unwrap());
+        let (ga, pa) = (
+            a.density_grid.as_ref().unwrap(),
+            a.density.as_ref().unwrap(),
+        );
+        let (gb, pb) = (
+            b.density_grid.as_ref().unwrap(),
+            b.density.as_ref().unwrap(),
+        );
         let at = |g: &[f64], p: &[f64], t: f64| {
             let i = g.partition_point(|&x| x < t).clamp(1, g.len() - 1);
             let w = ((t - g[i - 1]) / (g[i] - g[i - 1])).clamp(0.0, 1.0);
@@ -286,11 +298,17 @@ fn spectrum_extras_agree_on_cpu_and_wgpu() {
             .zip(pa)
             .map(|(&t, &r)| (r - at(gb, pb, t)).abs())
             .fold(0.0, f64::max);
-        assert!(worst < 1e-2 * peak, "density differs by {worst:.3e} (peak {peak:.3e})");
+        assert!(
+            worst < 1e-2 * peak,
+            "density differs by {worst:.3e} (peak {peak:.3e})"
+        );
         let same = |x: &ByName, y: &ByName, tol: f64, what: &str| {
             assert_eq!(x.0.len(), y.0.len());
             for ((n, u), (_, v)) in x.0.iter().zip(&y.0) {
-                assert!(rel(*u, *v, v.abs().max(1e-3 * lam)) < tol, "{what} {n}: {u} vs {v}");
+                assert!(
+                    rel(*u, *v, v.abs().max(1e-3 * lam)) < tol,
+                    "{what} {n}: {u} vs {v}"
+                );
             }
         };
         same(
@@ -306,7 +324,13 @@ fn spectrum_extras_agree_on_cpu_and_wgpu() {
             "GN layer",
         );
         assert!((a.gn_share.unwrap() - b.gn_share.unwrap()).abs() < 1e-3);
-        assert!(rel(a.residual_curvature.unwrap(), b.residual_curvature.unwrap(), lam) < 1e-3);
+        assert!(
+            rel(
+                a.residual_curvature.unwrap(),
+                b.residual_curvature.unwrap(),
+                lam
+            ) < 1e-3
+        );
         let (ma, mb) = (
             a.top_eigvec_layer_mass.as_ref().unwrap(),
             b.top_eigvec_layer_mass.as_ref().unwrap(),
@@ -316,7 +340,10 @@ fn spectrum_extras_agree_on_cpu_and_wgpu() {
         }
         let (ca, cb) = (a.cost_curvature_max.unwrap(), b.cost_curvature_max.unwrap());
         assert!(rel(ca, cb, cb) < 1e-4, "cost curvature {ca} vs {cb}");
-        let (ca, cb) = (a.cost_curvature_mean.unwrap(), b.cost_curvature_mean.unwrap());
+        let (ca, cb) = (
+            a.cost_curvature_mean.unwrap(),
+            b.cost_curvature_mean.unwrap(),
+        );
         assert!(rel(ca, cb, cb) < 1e-4, "cost curvature mean {ca} vs {cb}");
         for (x, y) in a
             .sharpness_folds

@@ -234,20 +234,30 @@ fn one_measurement_of_every_extra_against_dense_matrices() {
         let (uhu, ugu) = (quad(&h, p, &u), quad(&g, p, &u));
         let share = row.gn_share.unwrap();
         let resid = row.residual_curvature.unwrap();
-        let (es, er) = ((share - ugu / uhu).abs(), (resid - (uhu - ugu)).abs() / uhu.abs());
+        let (es, er) = (
+            (share - ugu / uhu).abs(),
+            (resid - (uhu - ugu)).abs() / uhu.abs(),
+        );
         println!(
             "{label}: gn_share {share:.6} exact {:.6} ({es:.1e}); residual {resid:.4e} exact {:.4e} ({er:.1e})",
             ugu / uhu,
             uhu - ugu
         );
-        assert!(es < 1e-3 && er < 1e-3, "{label}: share {es:.1e} residual {er:.1e}");
+        assert!(
+            es < 1e-3 && er < 1e-3,
+            "{label}: share {es:.1e} residual {er:.1e}"
+        );
         let mass = row.top_eigvec_layer_mass.clone().unwrap();
         let total: f64 = mass.0.iter().map(|(_, v)| v).sum();
         assert!((total - 1.0).abs() < 1e-9, "{label}: mass sums to {total}");
         for b in &parts {
             let exact: f64 = hvecs[0][b.range.clone()].iter().map(|x| x * x).sum();
             let got = mass.get(&b.name).unwrap();
-            assert!((got - exact).abs() < 1e-2, "{label} {}: mass {got} vs {exact}", b.name);
+            assert!(
+                (got - exact).abs() < 1e-2,
+                "{label} {}: mass {got} vs {exact}",
+                b.name
+            );
         }
 
         // cost curvature from the f64 reference's probabilities
@@ -262,7 +272,9 @@ fn one_measurement_of_every_extra_against_dense_matrices() {
                     let s: f64 = e.iter().sum();
                     let pr: Vec<f64> = e.iter().map(|v| v / s).collect();
                     let a: Vec<f64> = (0..c * c)
-                        .map(|q| (if q / c == q % c { pr[q / c] } else { 0.0 }) - pr[q / c] * pr[q % c])
+                        .map(|q| {
+                            (if q / c == q % c { pr[q / c] } else { 0.0 }) - pr[q / c] * pr[q % c]
+                        })
                         .collect();
                     symmetric_eigenvalues(&a, c)[0]
                 }
@@ -270,7 +282,10 @@ fn one_measurement_of_every_extra_against_dense_matrices() {
             .collect();
         let emax = per.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let emean = per.iter().sum::<f64>() / per.len() as f64;
-        let (cm, cmean) = (row.cost_curvature_max.unwrap(), row.cost_curvature_mean.unwrap());
+        let (cm, cmean) = (
+            row.cost_curvature_max.unwrap(),
+            row.cost_curvature_mean.unwrap(),
+        );
         println!("{label}: cost curvature max {cm:.6e} exact {emax:.6e}, mean {cmean:.6e} exact {emean:.6e}");
         assert!((cm - emax).abs() < 1e-5 * emax && (cmean - emean).abs() < 1e-5 * emean);
 
@@ -282,7 +297,11 @@ fn one_measurement_of_every_extra_against_dense_matrices() {
             let rf = cs.reference(Some(idx));
             let exact = top(&rf.hessian(), p);
             let err = (fv[k] - exact).abs() / exact.abs();
-            println!("{label}: fold {k} ({} examples) λ {:.6e} exact {exact:.6e} ({err:.1e})", idx.len(), fv[k]);
+            println!(
+                "{label}: fold {k} ({} examples) λ {:.6e} exact {exact:.6e} ({err:.1e})",
+                idx.len(),
+                fv[k]
+            );
             assert!(err < 1e-3, "{label}: fold {k} err {err:.1e}");
         }
         let mean = fv.iter().sum::<f64>() / 3.0;
@@ -301,13 +320,22 @@ fn one_measurement_of_every_extra_against_dense_matrices() {
         );
         assert!((t - exact_trace).abs() <= 4.0 * se + 1e-3 * nuclear);
         assert_eq!(row.trace_products, Some(60));
-        let (grid, rho) = (row.density_grid.clone().unwrap(), row.density.clone().unwrap());
+        let (grid, rho) = (
+            row.density_grid.clone().unwrap(),
+            row.density.clone().unwrap(),
+        );
         assert_eq!(grid.len(), rho.len());
         let mass = integrate(&grid, &rho, |_| 1.0);
         assert!((mass - 1.0).abs() < 1e-6, "{label}: ∫ρ = {mass}");
         assert!(row.density_products.unwrap() <= 4 * 40);
         let line = row.to_json_line();
-        for key in ["\"trace\":", "\"density_grid\":", "\"layer_sharpness\":{", "\"gn_share\":", "\"sharpness_fold_sd\":"] {
+        for key in [
+            "\"trace\":",
+            "\"density_grid\":",
+            "\"layer_sharpness\":{",
+            "\"gn_share\":",
+            "\"sharpness_fold_sd\":",
+        ] {
             assert!(line.contains(key), "{label}: {key} missing");
         }
         println!(
@@ -364,7 +392,11 @@ fn hutchpp_trace_is_calibrated_against_the_exact_trace() {
                 "{arch:?} seed {seed}: trace {:.6e} ± {:.2e} exact {exact:.6e} err {err:.2e} (rank {})",
                 t.trace, t.se, t.rank
             );
-            assert!(err.abs() <= 4.0 * t.se + 1e-3 * nuclear, "seed {seed}: err {err:.2e} se {:.2e}", t.se);
+            assert!(
+                err.abs() <= 4.0 * t.se + 1e-3 * nuclear,
+                "seed {seed}: err {err:.2e} se {:.2e}",
+                t.se
+            );
             z2 += (err / t.se).powi(2);
             e2 += err * err;
             se_sum += t.se;
@@ -376,8 +408,14 @@ fn hutchpp_trace_is_calibrated_against_the_exact_trace() {
             "{arch:?}: P = {p}, RMS err/se {rms:.2}, RMS err {rms_err:.2e}, mean se {mean_se:.2e}, Hutchinson sd {hutchinson_sd:.2e}, trace {exact:.4e}"
         );
         assert!((0.3..2.0).contains(&rms), "err/se RMS {rms}");
-        assert!(rms_err < 0.6 * hutchinson_sd, "RMS err {rms_err:.2e} vs Hutchinson {hutchinson_sd:.2e}");
-        assert!(mean_se < 0.6 * hutchinson_sd, "mean se {mean_se:.2e} vs Hutchinson {hutchinson_sd:.2e}");
+        assert!(
+            rms_err < 0.6 * hutchinson_sd,
+            "RMS err {rms_err:.2e} vs Hutchinson {hutchinson_sd:.2e}"
+        );
+        assert!(
+            mean_se < 0.6 * hutchinson_sd,
+            "mean se {mean_se:.2e} vs Hutchinson {hutchinson_sd:.2e}"
+        );
     }
 }
 
@@ -406,9 +444,16 @@ fn slq_density_moments_match_the_dense_hessian() {
             steps: 30,
             ..Default::default()
         };
-        let d = hessian_density(&cs.model, &sample, &cs.loss, &solver(1e-6), &cfg, &mut Rng::new(7))
-            .block()
-            .unwrap();
+        let d = hessian_density(
+            &cs.model,
+            &sample,
+            &cs.loss,
+            &solver(1e-6),
+            &cfg,
+            &mut Rng::new(7),
+        )
+        .block()
+        .unwrap();
         let m0 = integrate(&d.grid, &d.density, |_| 1.0);
         let m1 = integrate(&d.grid, &d.density, |t| t);
         let m2 = integrate(&d.grid, &d.density, |t| t * t) - d.sigma * d.sigma;
@@ -419,7 +464,12 @@ fn slq_density_moments_match_the_dense_hessian() {
         let sd1 = (2.0 * (fro2 - diag2) / nv as f64).sqrt() / p as f64;
         let sd2 = (2.0 * (fro2_h2 - diag2_h2) / nv as f64).sqrt() / p as f64;
         let lam = symmetric_eigenvalues(&h, p)[0];
-        let top_node = d.nodes.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let top_node = d
+            .nodes
+            .iter()
+            .flatten()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max);
         println!(
             "{arch:?}: P = {p}: ∫ρ−1 {:.1e}; ∫λρ {m1:.5e} vs {e1:.5e} ({:.2} sd); ∫λ²ρ−σ² {m2:.5e} vs {e2:.5e} ({:.2} sd); top node {top_node:.6e} vs λ_max {lam:.6e}; σ {:.2e}, {} products",
             m0 - 1.0,
@@ -429,10 +479,22 @@ fn slq_density_moments_match_the_dense_hessian() {
             d.products
         );
         assert!((m0 - 1.0).abs() < 1e-6, "∫ρ = {m0}");
-        assert!((m1 - d.moment(1)).abs() < 1e-6 * lam, "grid vs quadrature first moment");
-        assert!((m1 - e1).abs() < 4.0 * sd1 + 1e-3 * e1.abs(), "first moment {m1} vs {e1}");
-        assert!((m2 - e2).abs() < 4.0 * sd2 + 1e-3 * e2, "second moment {m2} vs {e2}");
-        assert!((top_node - lam).abs() < 1e-3 * lam, "top node {top_node} vs {lam}");
+        assert!(
+            (m1 - d.moment(1)).abs() < 1e-6 * lam,
+            "grid vs quadrature first moment"
+        );
+        assert!(
+            (m1 - e1).abs() < 4.0 * sd1 + 1e-3 * e1.abs(),
+            "first moment {m1} vs {e1}"
+        );
+        assert!(
+            (m2 - e2).abs() < 4.0 * sd2 + 1e-3 * e2,
+            "second moment {m2} vs {e2}"
+        );
+        assert!(
+            (top_node - lam).abs() < 1e-3 * lam,
+            "top node {top_node} vs {lam}"
+        );
         assert_eq!(d.products, nv * 30);
     }
 }
@@ -453,12 +515,20 @@ fn spectrum_every_selects_the_measurements() {
         measure_every: 1,
         ..RunConfig::default()
     };
-    let cs = case(mlp(Activation::Tanh, vec![6]), LossConfig::default(), 20, 3, 0);
+    let cs = case(
+        mlp(Activation::Tanh, vec![6]),
+        LossConfig::default(),
+        20,
+        3,
+        0,
+    );
     cfg.measure.samples = 20;
     cfg.measure.jacobian = false;
     cfg.measure.bound = false;
     let rows = |cfg: &RunConfig| -> Vec<MetricsRow> {
-        let mut run = Run::from_data(cfg, &cs.data, &cs.data, &dev).block().unwrap();
+        let mut run = Run::from_data(cfg, &cs.data, &cs.data, &dev)
+            .block()
+            .unwrap();
         let mut rows = Vec::new();
         while let Some(e) = run.next().block().unwrap() {
             if let Event::Row(r) = e {
@@ -471,7 +541,10 @@ fn spectrum_every_selects_the_measurements() {
     assert_eq!(plain.len(), 5);
     for r in &plain {
         let line = r.to_json_line();
-        assert!(!line.contains("trace") && !line.contains("spectrum_wall_s"), "{line}");
+        assert!(
+            !line.contains("trace") && !line.contains("spectrum_wall_s"),
+            "{line}"
+        );
     }
     cfg.measure.trace = true;
     cfg.measure.hutchpp.products = 9;
@@ -480,7 +553,10 @@ fn spectrum_every_selects_the_measurements() {
     for (i, (a, b)) in with.iter().zip(&plain).enumerate() {
         assert_eq!(a.trace.is_some(), i % 2 == 0, "row {i}");
         assert_eq!(a.trace_products, (i % 2 == 0).then_some(9));
-        assert_eq!(a.sharpness, b.sharpness, "row {i}: λ_max unchanged by the extras");
+        assert_eq!(
+            a.sharpness, b.sharpness,
+            "row {i}: λ_max unchanged by the extras"
+        );
         assert_eq!(a.train_loss, b.train_loss);
     }
     cfg.measure.factors = true;

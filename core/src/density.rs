@@ -311,7 +311,10 @@ mod tests {
         for (th, w) in r.nodes.iter().zip(&r.weights) {
             assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-6);
             for (t, wk) in th.iter().zip(w) {
-                let near = d.iter().map(|x| (x - t).abs()).fold(f64::INFINITY, f64::min);
+                let near = d
+                    .iter()
+                    .map(|x| (x - t).abs())
+                    .fold(f64::INFINITY, f64::min);
                 assert!(near < 1e-4, "node {t}");
                 assert!((wk - 1.0 / 12.0).abs() < 1e-4, "weight {wk}");
             }
@@ -325,16 +328,25 @@ mod tests {
         assert_eq!(steps_within(65536, 40, 1).unwrap(), 3);
         assert_eq!(steps_within(100, 40, 1).unwrap(), 40);
         let e = steps_within(200_000, 40, 1).unwrap_err().to_string();
-        assert!(e.contains("measure.slq.max_basis_mib = 1 holds fewer than 3 vectors"), "{e}");
+        assert!(
+            e.contains("measure.slq.max_basis_mib = 1 holds fewer than 3 vectors"),
+            "{e}"
+        );
         let cfg = DensityConfig {
             steps: 10,
             max_basis_mib: 1,
             ..Default::default()
         };
         let d: Vec<f64> = (0..65536).map(|i| (i % 7) as f64).collect();
-        let r = slq(diagonal_op(&d), d.len(), &cfg, &mut Rng::new(2), &Device::flex())
-            .block()
-            .unwrap();
+        let r = slq(
+            diagonal_op(&d),
+            d.len(),
+            &cfg,
+            &mut Rng::new(2),
+            &Device::flex(),
+        )
+        .block()
+        .unwrap();
         assert_eq!(r.steps, 3);
         assert_eq!(r.products, 4 * 3);
     }
@@ -343,10 +355,34 @@ mod tests {
     fn settings_are_checked() {
         assert!(DensityConfig::default().validate().is_ok());
         for (cfg, want) in [
-            (DensityConfig { probes: 0, ..Default::default() }, "probes must be ≥ 1"),
-            (DensityConfig { steps: 1, ..Default::default() }, "steps must be ≥ 2"),
-            (DensityConfig { sigma: 0.0, ..Default::default() }, "sigma must be in (0, 0.5]"),
-            (DensityConfig { points: 100, ..Default::default() }, "points must be ≥ 1/sigma + 13 = 113"),
+            (
+                DensityConfig {
+                    probes: 0,
+                    ..Default::default()
+                },
+                "probes must be ≥ 1",
+            ),
+            (
+                DensityConfig {
+                    steps: 1,
+                    ..Default::default()
+                },
+                "steps must be ≥ 2",
+            ),
+            (
+                DensityConfig {
+                    sigma: 0.0,
+                    ..Default::default()
+                },
+                "sigma must be in (0, 0.5]",
+            ),
+            (
+                DensityConfig {
+                    points: 100,
+                    ..Default::default()
+                },
+                "points must be ≥ 1/sigma + 13 = 113",
+            ),
         ] {
             let e = cfg.validate().unwrap_err().to_string();
             assert!(e.contains(want), "{e}");

@@ -32,11 +32,7 @@ use crate::Result;
 /// C = 2, to full relative accuracy also for p → 1; 1/C for the uniform p.
 pub fn softmax_curvature(p: &[f64]) -> f64 {
     let total: f64 = p.iter().filter(|&&x| x > 0.0).sum();
-    let mut q: Vec<f64> = p
-        .iter()
-        .filter(|&&x| x > 0.0)
-        .map(|&x| x / total)
-        .collect();
+    let mut q: Vec<f64> = p.iter().filter(|&&x| x > 0.0).map(|&x| x / total).collect();
     if q.len() < 2 {
         return 0.0;
     }

@@ -146,12 +146,18 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (0..labels.len()).collect::<Vec<_>>(), "a partition");
         let sizes: Vec<usize> = folds.iter().map(Vec::len).collect();
-        assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{sizes:?}");
+        assert!(
+            sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+            "{sizes:?}"
+        );
         for c in 0..3u32 {
             let n_c = labels.iter().filter(|&&y| y == c).count();
             for f in &folds {
                 let in_f = f.iter().filter(|&&i| labels[i] == c).count();
-                assert!(in_f == n_c / 4 || in_f == n_c.div_ceil(4), "class {c}: {in_f} of {n_c}");
+                assert!(
+                    in_f == n_c / 4 || in_f == n_c.div_ceil(4),
+                    "class {c}: {in_f} of {n_c}"
+                );
             }
         }
         assert!(folds.iter().all(|f| f.windows(2).all(|w| w[0] < w[1])));

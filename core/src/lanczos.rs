@@ -894,7 +894,11 @@ mod tests {
         for j in 0..2 * m {
             // v = Aʲ q₀
             let exact = dot(&q0, &v);
-            let quad: f64 = nodes.iter().zip(&weights).map(|(t, w)| w * t.powi(j as i32)).sum();
+            let quad: f64 = nodes
+                .iter()
+                .zip(&weights)
+                .map(|(t, w)| w * t.powi(j as i32))
+                .sum();
             assert!(
                 (quad - exact).abs() <= 1e-9 * (1.0 + exact.abs()),
                 "moment {j}: {quad} vs {exact}"
@@ -922,7 +926,11 @@ mod tests {
             while l.steps() < steps {
                 l.feed(l.query().clone() * d.clone()).block().unwrap();
             }
-            assert!(l.basis.capacity() <= steps + 1, "{steps}: {}", l.basis.capacity());
+            assert!(
+                l.basis.capacity() <= steps + 1,
+                "{steps}: {}",
+                l.basis.capacity()
+            );
             assert_eq!(l.basis.count(), steps + 1);
         }
     }

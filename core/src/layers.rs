@@ -229,13 +229,32 @@ mod tests {
         assert_eq!(b.last().unwrap().range.end, resnet.num_params());
         let names: Vec<String> = resnet.param_specs().into_iter().map(|s| s.name).collect();
         for blk in &b {
-            assert!(names.contains(&format!("{}.weight", blk.name)), "{}", blk.name);
+            assert!(
+                names.contains(&format!("{}.weight", blk.name)),
+                "{}",
+                blk.name
+            );
         }
-        let mass = block_mass(&[3.0, 0.0, 4.0], &[
-            ParamBlock { name: "a".into(), range: 0..1 },
-            ParamBlock { name: "b".into(), range: 1..3 },
-        ]);
-        assert_eq!(mass, [("a".to_string(), 9.0 / 25.0), ("b".to_string(), 16.0 / 25.0)]);
+        let mass = block_mass(
+            &[3.0, 0.0, 4.0],
+            &[
+                ParamBlock {
+                    name: "a".into(),
+                    range: 0..1,
+                },
+                ParamBlock {
+                    name: "b".into(),
+                    range: 1..3,
+                },
+            ],
+        );
+        assert_eq!(
+            mass,
+            [
+                ("a".to_string(), 9.0 / 25.0),
+                ("b".to_string(), 16.0 / 25.0)
+            ]
+        );
     }
 
     /// Each block's Lanczos value equals the dense top eigenvalue of that
@@ -259,12 +278,26 @@ mod tests {
             &dev,
         );
         let bs = vec![
-            ParamBlock { name: "first".into(), range: 0..7 },
-            ParamBlock { name: "middle".into(), range: 7..19 },
-            ParamBlock { name: "last".into(), range: 19..30 },
+            ParamBlock {
+                name: "first".into(),
+                range: 0..7,
+            },
+            ParamBlock {
+                name: "middle".into(),
+                range: 7..19,
+            },
+            ParamBlock {
+                name: "last".into(),
+                range: 19..30,
+            },
         ];
         let mut op = |v: &Tensor<1>| at.clone().matmul(v.clone().reshape([n, 1])).reshape([n]);
-        let cfg = LanczosConfig { k: 1, tol: 1e-7, max_steps: 30, min_steps: 2 };
+        let cfg = LanczosConfig {
+            k: 1,
+            tol: 1e-7,
+            max_steps: 30,
+            min_steps: 2,
+        };
         let r = block_top_eigenvalues(&mut op, 0.0, &bs, &cfg, None, 1, &dev)
             .block()
             .unwrap();
@@ -277,7 +310,12 @@ mod tests {
                 .map(|(i, j)| a[i * n + j])
                 .collect();
             let exact = symmetric_eigenvalues(&block, m)[0];
-            assert!((s.top() - exact).abs() < 1e-5 * exact.abs(), "{}: {} vs {exact}", b.name, s.top());
+            assert!(
+                (s.top() - exact).abs() < 1e-5 * exact.abs(),
+                "{}: {} vs {exact}",
+                b.name,
+                s.top()
+            );
             assert_eq!(s.vectors[0].len(), m);
         }
     }

@@ -320,8 +320,8 @@ impl Measurer {
         let (sample, loss) = (&self.train, &self.loss);
         let parts = blocks(&model.arch);
         if cfg.trace || cfg.density || cfg.per_layer || cfg.factors {
-            let mut hop = HessianOperator::new(model, solver.bn_mode, sample, loss, &solver.hvp)
-                .await?;
+            let mut hop =
+                HessianOperator::new(model, solver.bn_mode, sample, loss, &solver.hvp).await?;
             let eps = hop.eps;
             let mut h = |v: &Tensor<1>| hop.apply_flat(v);
             if cfg.trace {

@@ -316,7 +316,13 @@ mod tests {
             ..Default::default()
         };
         let line = plain.to_json_line();
-        for key in ["trace", "density", "layer_sharpness", "gn_share", "sharpness_folds"] {
+        for key in [
+            "trace",
+            "density",
+            "layer_sharpness",
+            "gn_share",
+            "sharpness_folds",
+        ] {
             assert!(!line.contains(&format!("\"{key}")), "{key} in {line}");
         }
         let back: MetricsRow = serde_json::from_str(&line).unwrap();
@@ -339,7 +345,10 @@ mod tests {
             line.contains(r#""layer_sharpness":{"layers.10":1.0,"layers.2":2.0}"#),
             "{line}"
         );
-        assert!(line.contains(r#""top_eigvec_layer_mass":{"a":null}"#), "{line}");
+        assert!(
+            line.contains(r#""top_eigvec_layer_mass":{"a":null}"#),
+            "{line}"
+        );
         let back: MetricsRow = serde_json::from_str(&line).unwrap();
         assert_eq!(back.layer_sharpness, full.layer_sharpness);
         assert_eq!(back.layer_sharpness.unwrap().get("layers.2"), Some(2.0));

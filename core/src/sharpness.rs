@@ -170,7 +170,7 @@ pub(crate) const GN_SEED: u64 = 0x9e37;
 
 /// The start vector of a Lanczos run: `warm` when it is usable (length `p`,
 /// finite, non-zero), otherwise a random unit vector drawn from `seed`.
-pub(crate) fn start_vector(p: usize, warm: Option<&[f64]>, seed: u64) -> Vec<f64> {
+fn start_vector(p: usize, warm: Option<&[f64]>, seed: u64) -> Vec<f64> {
     match warm {
         Some(w)
             if w.len() == p && w.iter().all(|x| x.is_finite()) && w.iter().any(|&x| x != 0.0) =>
@@ -269,7 +269,10 @@ mod tests {
         }
         assert_eq!(TopK::Classes.resolve(10), 10);
         assert_eq!(TopK::Count(4).resolve(10), 4);
-        assert_eq!(serde_json::to_string(&TopK::Classes).unwrap(), "\"classes\"");
+        assert_eq!(
+            serde_json::to_string(&TopK::Classes).unwrap(),
+            "\"classes\""
+        );
         assert_eq!(serde_json::to_string(&TopK::Count(5)).unwrap(), "5");
         let k: TopK = serde_json::from_str("\"classes\"").unwrap();
         assert_eq!(k, TopK::Classes);
