@@ -582,3 +582,67 @@ fn cost_curvature_of_confident_predictions() {
         assert!((l - want).abs() <= 1e-12 * want, "{eps}: {l} vs {want}");
     }
 }
+
+/// A run with every extra on, checkpointed after its second measurement and
+/// resumed, gives the same rows as the uninterrupted run: the extras'
+/// probes come from the seed and the step, their start vectors from this
+/// measurement's eigenvectors, and `spectrum_every` counts the rows the
+/// checkpoint keeps.
+#[test]
+fn resumed_run_gives_the_same_extras() {
+    let dev = Device::flex();
+    let mut cfg = RunConfig {
+        model: ModelConfig {
+            hidden: vec![8],
+            ..ModelConfig::default()
+        },
+        steps: 5,
+        measure_every: 1,
+        ..RunConfig::default()
+    };
+    if let DataConfig::Synthetic(s) = &mut cfg.data {
+        s.n_train = 60;
+        s.n_test = 20;
+    }
+    let m = &mut cfg.measure;
+    m.samples = 40;
+    m.jacobian = false;
+    m.spectrum_every = 2;
+    m.top_k = Some(TopK::Classes);
+    (m.trace, m.density, m.per_layer, m.factors, m.folds) = (true, true, true, true, true);
+    m.hutchpp.products = 12;
+    m.slq.probes = 2;
+    m.slq.steps = 8;
+    let drain = |run: &mut Run, until: Option<usize>, rows: &mut Vec<MetricsRow>| loop {
+        if until.is_some_and(|n| rows.len() >= n) && !run.has_pending() {
+            return;
+        }
+        match run.next().block().unwrap() {
+            Some(Event::Row(r)) => rows.push(r),
+            Some(_) => {}
+            None => return,
+        }
+    };
+    let mut whole = Vec::new();
+    drain(&mut Run::new(&cfg, &dev).block().unwrap(), None, &mut whole);
+    assert_eq!(whole.len(), 6);
+    let mut first = Vec::new();
+    let mut run = Run::new(&cfg, &dev).block().unwrap();
+    drain(&mut run, Some(2), &mut first);
+    let bytes = run.checkpoint().block().unwrap();
+    let (mut resumed, header) = Run::resume(&cfg, &dev, &bytes).block().unwrap();
+    assert_eq!(header.rows, 2);
+    let mut rest = Vec::new();
+    drain(&mut resumed, None, &mut rest);
+    let strip = |r: &MetricsRow| {
+        let mut r = r.clone();
+        (r.wall_s, r.sharpness_wall_s, r.spectrum_wall_s) =
+            (0.0, None, r.spectrum_wall_s.map(|_| 0.0));
+        r
+    };
+    for (i, (a, b)) in whole.iter().zip(first.iter().chain(&rest)).enumerate() {
+        assert_eq!(strip(a), strip(b), "row {i}");
+        assert_eq!(a.trace.is_some(), i % 2 == 0, "row {i}");
+        assert_eq!(a.eigenvalues.len(), 4, "top_k = classes: C = 4");
+    }
+}
