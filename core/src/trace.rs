@@ -18,6 +18,11 @@
 //! se = sd(x_1..x_n)/√n (denominator n − 1), the error given Q (the low-rank
 //! part has none beyond the products' own finite-difference error).
 //!
+//! The operator is only ever applied to unit vectors (the sketch probes
+//! s/√P, the rows of Q, and g̃/‖g̃‖, scaled back by ‖g̃‖²): the
+//! finite-difference products size their step ε for ‖v‖ = 1, and a
+//! Rademacher probe of norm √P would move θ by ε√P.
+//!
 //! Everything runs on the device: Q is one `[k, P]` f32 matrix (k·P values,
 //! plus O(P) working vectors), each product stays there, and the scalars are
 //! read back once at the end; orthonormalising a sketch column reads three
@@ -185,7 +190,10 @@ pub async fn hutchpp(
     let k = cfg.products / 3;
     let mut q = Rows::new(k, p, device);
     for _ in 0..k {
-        let s = Probe::Rademacher.draw_on(p, rng, device);
+        // ‖s‖ = √P; only the span of the sketch matters
+        let s = Probe::Rademacher
+            .draw_on(p, rng, device)
+            .mul_scalar(1.0 / (p as f64).sqrt());
         q.push(op(&s)).await?;
     }
     let rank = q.len;
@@ -196,8 +204,11 @@ pub async fn hutchpp(
     }
     let n = cfg.products - k - rank;
     for _ in 0..n {
+        // x = ‖g̃‖²·ĝᵀAĝ with the unit ĝ = g̃/‖g̃‖
         let g = q.project_out(Probe::Rademacher.draw_on(p, rng, device));
-        scalars.push(dot(&g, op(&g)));
+        let ng = norm(&g);
+        let unit = g / ng.clone();
+        scalars.push(dot(&unit, op(&unit)) * ng.square());
     }
     let values: Vec<f64> = read_vec(&Tensor::cat(scalars, 0))
         .await?
@@ -341,6 +352,38 @@ mod tests {
         assert!(
             rms_err < 0.25 * hutchinson_sd,
             "RMS err {rms_err} vs Hutchinson sd {hutchinson_sd}"
+        );
+    }
+
+    /// The finite-difference products size ε for unit vectors: every vector
+    /// Hutch++ hands the operator has norm 1, and the estimate is unchanged.
+    #[test]
+    fn products_are_of_unit_vectors() {
+        use crate::backend::tensor_to_vec;
+        let eigs: Vec<f64> = (0..50).map(|i| 1.0 + (i as f64 * 0.7).cos()).collect();
+        let (_, a) = matrix(&eigs, 8);
+        let n = 50;
+        let mut norms = Vec::new();
+        let t = hutchpp(
+            |v| {
+                let x = tensor_to_vec(v);
+                norms.push(x.iter().map(|&y| f64::from(y).powi(2)).sum::<f64>().sqrt());
+                a.clone().matmul(v.clone().reshape([n, 1])).reshape([n])
+            },
+            n,
+            &TraceConfig { products: 30 },
+            &mut Rng::new(3),
+            &Device::flex(),
+        )
+        .block()
+        .unwrap();
+        assert_eq!(norms.len(), 30);
+        assert!(norms.iter().all(|x| (x - 1.0).abs() < 1e-5), "{norms:?}");
+        let exact: f64 = eigs.iter().sum();
+        assert!(
+            (t.trace - exact).abs() <= 4.0 * t.se + 1e-4 * exact,
+            "{} vs {exact}",
+            t.trace
         );
     }
 
