@@ -252,7 +252,7 @@ impl RunConfig {
                 "measure.solver.hvp.eps_rel must be in (0, 1)".into(),
             ));
         }
-        Ok(())
+        self.measure.validate()
     }
 }
 
@@ -409,7 +409,9 @@ impl Run {
         let due = step.is_multiple_of(self.cfg.measure_every) || step == total;
         if due && self.measured != Some(step) {
             let mut row = self.base_row();
-            self.measurer.measure(&self.trainer.model, &mut row).await?;
+            self.measurer
+                .measure_at(&self.trainer.model, &mut row, self.rows as u64)
+                .await?;
             row.wall_s = self.t0.elapsed().as_secs_f64();
             self.measured = Some(step);
             self.rows += 1;

@@ -207,8 +207,15 @@ impl Basis for HostBasis {
 
 /// Device basis: flat f32 tensors of length P on the compute device, stored
 /// as the rows of one `[capacity, P]` matrix Q (capacity doubling as the
-/// basis grows; a new row is written in place, where growing Q by
-/// concatenation would copy all of it every step).
+/// basis grows, up to a limit; a new row is written in place, where growing Q
+/// by concatenation would copy all of it every step).
+///
+/// # Memory
+/// m Lanczos steps keep m + 1 vectors (the basis and the next query). With
+/// the limit m + 1 ([`DeviceBasis::with_limit`], which the drivers here set
+/// from the step limit) Q never holds more than (m + 1)·P f32 values, plus
+/// O(P) working vectors (the product, w, the previous vector); without it
+/// the doubling can reach 2m·P.
 ///
 /// A step costs, besides the operator product, O(m·P) device work and no
 /// host transfer but three f32 scalars: α = ⟨q, Aq⟩, w = Aq − αq − βq_prev,
@@ -235,16 +242,29 @@ pub struct DeviceBasis {
     w: Option<(Tensor<1>, Tensor<1>)>,
     len: usize,
     dim: usize,
+    /// Q never grows beyond this many rows.
+    limit: usize,
 }
 
 impl DeviceBasis {
     /// Starts from the host vector `start` (normalised here in f64, then
     /// uploaded as f32; must be non-zero and finite).
     pub fn new(start: &[f64], device: &Device) -> Self {
+        DeviceBasis::with_limit(start, device, usize::MAX)
+    }
+
+    /// [`DeviceBasis::new`] holding at most `rows` vectors (≥ 1): enough for
+    /// `rows − 1` Lanczos steps, in at most `rows`·P f32 values.
+    ///
+    /// # Panics
+    /// When the basis is asked to grow beyond `rows` (a driver that runs more
+    /// steps than it sized the basis for).
+    pub fn with_limit(start: &[f64], device: &Device, rows: usize) -> Self {
         let p = start.len();
+        let limit = rows.max(1);
         let v: Vec<f32> = unit(start.to_vec()).iter().map(|&x| x as f32).collect();
         let q = Tensor::<1>::from_data(TensorData::new(v, [p]), device);
-        let store = Tensor::<2>::empty([8, p], device)
+        let store = Tensor::<2>::empty([limit.min(8), p], device)
             .slice_assign([0..1, 0..p], q.clone().reshape([1, p]));
         DeviceBasis {
             store: Some(store),
@@ -253,7 +273,13 @@ impl DeviceBasis {
             w: None,
             len: 1,
             dim: p,
+            limit,
         }
+    }
+
+    /// Rows of Q allocated on the device now (≤ the limit).
+    pub fn capacity(&self) -> usize {
+        self.store.as_ref().map_or(0, |s| s.dims()[0])
     }
 
     fn rows(&self) -> Tensor<2> {
@@ -329,8 +355,13 @@ impl Basis for DeviceBasis {
         let mut store = self.store.take().expect("store is always present");
         let cap = store.dims()[0];
         if len == cap {
-            store =
-                Tensor::<2>::empty([2 * cap, p], &q.device()).slice_assign([0..cap, 0..p], store);
+            assert!(
+                cap < self.limit,
+                "DeviceBasis: more than its limit of {} vectors",
+                self.limit
+            );
+            let grown = (2 * cap).min(self.limit);
+            store = Tensor::<2>::empty([grown, p], &q.device()).slice_assign([0..cap, 0..p], store);
         }
         self.store = Some(store.slice_assign([len..len + 1, 0..p], q.clone().reshape([1, p])));
         self.prev = Some(std::mem::replace(&mut self.last, q));
@@ -470,12 +501,9 @@ impl<B: Basis> Lanczos<B> {
         None
     }
 
-    /// The top-`k` Ritz pairs (largest algebraic first).
-    pub fn ritz(&self, k: usize, with_vectors: bool) -> Vec<RitzPair<B::Vector>> {
+    /// The eigen-decomposition of the tridiagonal T_m (values descending).
+    fn tridiagonal_eigen(&self) -> (Vec<f64>, Vec<Vec<f64>>) {
         let m = self.alpha.len();
-        if m == 0 {
-            return Vec::new();
-        }
         let mut t = vec![0.0; m * m];
         for i in 0..m {
             t[i * m + i] = self.alpha[i];
@@ -484,7 +512,32 @@ impl<B: Basis> Lanczos<B> {
                 t[(i + 1) * m + i] = self.beta[i];
             }
         }
-        let (values, vectors) = symmetric_eigen(&t, m);
+        symmetric_eigen(&t, m)
+    }
+
+    /// Gauss quadrature of the spectral measure of A seen from the unit start
+    /// vector q₀ (the Golub–Welsch rule): nodes θ_k, the eigenvalues of T_m,
+    /// and weights τ_k = s_k[0]², the squared first components of T_m's unit
+    /// eigenvectors. Σ_k τ_k f(θ_k) = e₁ᵀ f(T_m) e₁ = q₀ᵀ f(A) q₀ for every
+    /// polynomial f of degree ≤ 2m − 1 (exactly, while the basis is
+    /// orthonormal), and Σ_k τ_k = 1. Returns `(nodes, weights)`, nodes
+    /// descending; empty before the first step.
+    pub fn quadrature(&self) -> (Vec<f64>, Vec<f64>) {
+        if self.alpha.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let (nodes, vectors) = self.tridiagonal_eigen();
+        let weights = vectors.iter().map(|s| s[0] * s[0]).collect();
+        (nodes, weights)
+    }
+
+    /// The top-`k` Ritz pairs (largest algebraic first).
+    pub fn ritz(&self, k: usize, with_vectors: bool) -> Vec<RitzPair<B::Vector>> {
+        let m = self.alpha.len();
+        if m == 0 {
+            return Vec::new();
+        }
+        let (values, vectors) = self.tridiagonal_eigen();
         let beta_m = if self.exhausted {
             0.0
         } else {
@@ -569,6 +622,43 @@ pub fn top_eigenpairs<E>(
             return Ok(l.eigenpairs(cfg.k, converged));
         }
     }
+}
+
+/// Runs Lanczos on an operator of device vectors from the host vector
+/// `start` until `cfg` is met (or `cfg.max_steps`): the basis lives on
+/// `device` ([`DeviceBasis`], at most (max_steps + 1)·P f32 values), each
+/// step awaits one read of three scalars, and the Ritz vectors are read back
+/// once at the end, in f64.
+pub async fn top_eigenpairs_on_device(
+    mut op: impl FnMut(&Tensor<1>) -> Tensor<1>,
+    start: &[f64],
+    cfg: &LanczosConfig,
+    device: &Device,
+) -> crate::Result<Eigenpairs> {
+    let rows = cfg.max_steps.saturating_add(1);
+    let mut l = Lanczos::with_basis(DeviceBasis::with_limit(start, device, rows));
+    let r = loop {
+        l.feed(op(l.query())).await?;
+        if let Some(converged) = l.done(cfg) {
+            break l.eigenpairs(cfg.k, converged);
+        }
+    };
+    let p = start.len();
+    let vectors = if r.vectors.is_empty() {
+        Vec::new()
+    } else {
+        let flat = read_vec(&Tensor::cat(r.vectors, 0)).await?;
+        flat.chunks(p)
+            .map(|c| c.iter().map(|&x| f64::from(x)).collect())
+            .collect()
+    };
+    Ok(Eigenpairs {
+        values: r.values,
+        residuals: r.residuals,
+        vectors,
+        steps: r.steps,
+        converged: r.converged,
+    })
 }
 
 #[cfg(test)]
@@ -781,6 +871,68 @@ mod tests {
             warm.steps,
             cold.steps
         );
+    }
+
+    /// The Gauss quadrature of m steps reproduces q₀ᵀAʲq₀ for j ≤ 2m − 1, and
+    /// its weights sum to 1.
+    #[test]
+    fn quadrature_reproduces_moments() {
+        let mut rng = Rng::new(21);
+        let n = 40;
+        let a = random_symmetric(n, &mut rng);
+        let q0 = rng.unit_vector(n);
+        let m = 6;
+        let mut l = Lanczos::new(q0.clone());
+        for _ in 0..m {
+            let aq = matvec(&a, n, n, l.query());
+            l.feed(&aq);
+        }
+        let (nodes, weights) = l.quadrature();
+        assert_eq!(nodes.len(), m);
+        assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let mut v = q0.clone();
+        for j in 0..2 * m {
+            // v = Aʲ q₀
+            let exact = dot(&q0, &v);
+            let quad: f64 = nodes
+                .iter()
+                .zip(&weights)
+                .map(|(t, w)| w * t.powi(j as i32))
+                .sum();
+            assert!(
+                (quad - exact).abs() <= 1e-9 * (1.0 + exact.abs()),
+                "moment {j}: {quad} vs {exact}"
+            );
+            v = matvec(&a, n, n, &v);
+        }
+    }
+
+    /// The device basis never allocates more rows than its limit.
+    #[test]
+    fn device_basis_stays_within_its_limit() {
+        use crate::Block;
+        let n = 50;
+        let device = Device::flex();
+        let d = Tensor::<1>::from_data(
+            TensorData::new((0..n).map(|i| i as f32).collect::<Vec<_>>(), [n]),
+            &device,
+        );
+        for steps in [3usize, 8, 11] {
+            let mut l = Lanczos::with_basis(DeviceBasis::with_limit(
+                &Rng::new(2).unit_vector(n),
+                &device,
+                steps + 1,
+            ));
+            while l.steps() < steps {
+                l.feed(l.query().clone() * d.clone()).block().unwrap();
+            }
+            assert!(
+                l.basis.capacity() <= steps + 1,
+                "{steps}: {}",
+                l.basis.capacity()
+            );
+            assert_eq!(l.basis.count(), steps + 1);
+        }
     }
 
     #[test]

@@ -11,7 +11,13 @@
 //! | the data loss ℓ_S(θ) over a sample, its gradient | [`objective`] |
 //! | Hessian- and Gauss–Newton-vector products (eq. 3) | [`hvp`] |
 //! | Lanczos eigen-solver (pure linear algebra) | [`lanczos`] |
-//! | sharpness λ_max(∇²ℓ_S), Gauss–Newton top eigenvalue | [`sharpness`] |
+//! | sharpness λ_max(∇²ℓ_S), Gauss–Newton top eigenvalue, top-k (k = C on request) | [`sharpness`] |
+//! | random probe vectors (Rademacher, Gaussian) | [`probe`] |
+//! | Hessian trace by Hutch++, with a standard error | [`trace`] |
+//! | spectral density by stochastic Lanczos quadrature | [`density`] |
+//! | per-layer curvature: λ_max of diagonal Hessian / Gauss–Newton blocks (eq. 4 term by term) | [`layers`] |
+//! | Ansatz 3.1's factors: cost curvature, Gauss–Newton share along u, u's mass per layer | [`factors`] |
+//! | λ_max on disjoint folds of the measurement subset (error bars from the data) | [`folds`] |
 //! | exact per-sample Jacobian spectral norms ‖J_i‖₂ | [`jacobian`] |
 //! | Theorem 5.1 data bound, covering radius δ(N, ε) (eqs. 6, 7) | [`bound`] |
 //! | training (GD, SGD, momentum, weight decay, SAM, BatchNorm statistics) | [`train`] |
@@ -33,20 +39,26 @@ pub mod backend;
 pub mod bound;
 pub mod checkpoint;
 pub mod data;
+pub mod density;
 pub mod error;
 pub mod experiment;
+pub mod factors;
+pub mod folds;
 pub mod hvp;
 pub mod jacobian;
 pub mod lanczos;
+pub mod layers;
 pub mod linalg;
 pub mod loss;
 pub mod measure;
 pub mod models;
 pub mod objective;
+pub mod probe;
 pub mod record;
 pub mod rng;
 pub mod schedule;
 pub mod sharpness;
+pub mod trace;
 pub mod train;
 pub mod weights;
 

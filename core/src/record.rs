@@ -60,7 +60,56 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// Values by name, in a fixed order (θ order for parameter blocks), written
+/// as one JSON object `{"name": value, …}` in that order. A non-finite value
+/// is written as `null` and read back as NaN.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ByName(pub Vec<(String, f64)>);
+
+impl ByName {
+    /// The value for `name`, if present.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
+
+impl Serialize for ByName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, &v.is_finite().then_some(*v))?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ByName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByName, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ByName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of numbers by name")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<ByName, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = a.next_entry::<String, Option<f64>>()? {
+                    out.push((k, v.unwrap_or(f64::NAN)));
+                }
+                Ok(ByName(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// One measurement during a run: one line of `metrics.jsonl`.
+///
+/// The spectrum extras (`trace` … `spectrum_wall_s`, `docs/measurements.md`)
+/// are measured only when switched on, at every `measure.spectrum_every`-th
+/// measurement; otherwise they are absent from the line (not `null`), so
+/// rows without them read and write exactly as before.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct MetricsRow {
     /// Optimiser steps taken before this measurement.
@@ -131,6 +180,78 @@ pub struct MetricsRow {
     /// ℓ = sqrt(max_i c_i / a) used in B.
     pub bound_ell: Option<f64>,
 
+    /// tr ∇²ℓ_S by Hutch++.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<f64>,
+    /// Standard error of `trace` (the deflated Hutchinson part's sd / √n).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_se: Option<f64>,
+    /// Hessian-vector products spent on `trace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_products: Option<usize>,
+
+    /// Grid of the spectral density (ascending eigenvalue axis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density_grid: Option<Vec<f64>>,
+    /// Spectral density ρ on `density_grid` (integrates to 1 on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<Vec<f64>>,
+    /// Absolute Gaussian broadening σ of `density`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density_sigma: Option<f64>,
+    /// Lanczos steps m per probe used for `density` (after the memory cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density_steps: Option<usize>,
+    /// Hessian-vector products spent on `density`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density_products: Option<usize>,
+
+    /// λ_max of each diagonal Hessian block H_ll, by layer name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_sharpness: Option<ByName>,
+    /// λ_max of each diagonal Gauss–Newton block G_ll (eq. 4 term by term).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gn_layer_sharpness: Option<ByName>,
+    /// Hessian-vector products spent on `layer_sharpness`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_hvps: Option<usize>,
+    /// Gauss–Newton-vector products spent on `gn_layer_sharpness`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_gvps: Option<usize>,
+
+    /// max_i λ_max(∇²_z c(z_i, t_i)) over the measurement subset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_curvature_max: Option<f64>,
+    /// mean_i of the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_curvature_mean: Option<f64>,
+    /// uᵀGu / uᵀHu along the top Hessian eigenvector u.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gn_share: Option<f64>,
+    /// uᵀ(H − G)u, eq. 3's second term along u.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_curvature: Option<f64>,
+    /// ‖u_l‖² of the top Hessian eigenvector in each parameter block (sums to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_eigvec_layer_mass: Option<ByName>,
+
+    /// λ_max of the Hessian of each fold of the measurement subset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness_folds: Option<Vec<f64>>,
+    /// Mean of `sharpness_folds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness_fold_mean: Option<f64>,
+    /// Sample standard deviation of `sharpness_folds` (denominator K − 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness_fold_sd: Option<f64>,
+    /// Hessian-vector products spent on the folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold_hvps: Option<usize>,
+
+    /// Wall time of the spectrum extras in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spectrum_wall_s: Option<f64>,
+
     /// Size of the measurement subset.
     pub n: usize,
     /// BatchNorm mode of the Hessian ("train", "eval", or "none" for BN-free models).
@@ -182,6 +303,58 @@ mod tests {
         assert_eq!(s.argmax, 3);
         assert_eq!(s.max, 5.0);
         assert_eq!(s.mean, 3.0);
+    }
+
+    /// Rows written before the spectrum extras read unchanged, rows without
+    /// them write no new keys, and rows with them round-trip (per-layer
+    /// objects keep θ order).
+    #[test]
+    fn spectrum_fields_are_optional_and_round_trip() {
+        let plain = MetricsRow {
+            step: 3,
+            sharpness: Some(2.0),
+            ..Default::default()
+        };
+        let line = plain.to_json_line();
+        for key in [
+            "trace",
+            "density",
+            "layer_sharpness",
+            "gn_share",
+            "sharpness_folds",
+        ] {
+            assert!(!line.contains(&format!("\"{key}")), "{key} in {line}");
+        }
+        let back: MetricsRow = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, plain);
+        let full = MetricsRow {
+            trace: Some(12.5),
+            trace_se: Some(0.25),
+            density_grid: Some(vec![0.0, 1.0]),
+            density: Some(vec![0.5, 0.5]),
+            layer_sharpness: Some(ByName(vec![
+                ("layers.10".into(), 1.0),
+                ("layers.2".into(), 2.0),
+            ])),
+            top_eigvec_layer_mass: Some(ByName(vec![("a".into(), f64::NAN)])),
+            sharpness_folds: Some(vec![1.0, 2.0]),
+            ..plain
+        };
+        let line = full.to_json_line();
+        assert!(
+            line.contains(r#""layer_sharpness":{"layers.10":1.0,"layers.2":2.0}"#),
+            "{line}"
+        );
+        assert!(
+            line.contains(r#""top_eigvec_layer_mass":{"a":null}"#),
+            "{line}"
+        );
+        let back: MetricsRow = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.layer_sharpness, full.layer_sharpness);
+        assert_eq!(back.layer_sharpness.unwrap().get("layers.2"), Some(2.0));
+        assert!(back.top_eigvec_layer_mass.unwrap().0[0].1.is_nan());
+        assert_eq!(back.density, full.density);
+        assert_eq!(back.trace_se, Some(0.25));
     }
 
     #[test]
