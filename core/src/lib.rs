@@ -33,6 +33,7 @@ pub mod error;
 pub mod experiment;
 pub mod hvp;
 pub mod jacobian;
+pub mod kernels;
 pub mod lanczos;
 pub mod linalg;
 pub mod loss;

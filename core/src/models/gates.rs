@@ -13,6 +13,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::Relu;
 use crate::{Error, Result};
 
 /// Hidden-unit nonlinearity.
@@ -99,6 +100,41 @@ impl<'a> GateCursor<'a> {
                 h.mask_fill(off.reshape(dims), 0.0)
             }
         }
+    }
+
+    /// The next ReLU gate, for a kernel that fuses the ReLU
+    /// ([`crate::kernels::Relu`]); [`GateCursor::advance`] moves past it.
+    ///
+    /// # Panics
+    /// With fixed gates, if the next one is a pool gate.
+    pub(crate) fn fused_relu(&self) -> Relu<'a> {
+        match &self.gates {
+            Gates::Free => Relu::On { record: false },
+            Gates::Record(_) => Relu::On { record: true },
+            Gates::Fixed(list) => {
+                let list: &'a [Gate] = list;
+                match &list[self.next] {
+                    Gate::Off(off) => Relu::Fixed(off),
+                    Gate::Pool(_) => {
+                        panic!("gate {} is a pool gate, expected a ReLU gate", self.next)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves past the ReLU gate a fused kernel applied; `off`: its mask
+    /// when recording.
+    ///
+    /// # Panics
+    /// When recording without a mask.
+    pub(crate) fn advance(&mut self, off: Option<Tensor<2, Bool>>) {
+        match &mut self.gates {
+            Gates::Free => return,
+            Gates::Record(list) => list.push(Gate::Off(off.expect("a recorded ReLU mask"))),
+            Gates::Fixed(_) => {}
+        }
+        self.next += 1;
     }
 
     /// Max-pool 2×2, stride 2, through the next gate.

@@ -1,0 +1,483 @@
+//! CPU kernels for the layers where burn's flex backend is slow on
+//! curvlab's workloads, used when a tensor lives on flex; on any other
+//! backend (wgpu) the same functions call burn's own ops.
+//!
+//! - [`conv2d`]: flex computes a convolution's input gradient as a
+//!   transposed convolution and its weight gradient as a convolution whose
+//!   kernel is the whole output gradient (one tiny product per input
+//!   channel); here all three passes are one im2col matrix product per group
+//!   of images ([`conv`]), on the same GEMM (`gemm` crate) and thread pool
+//!   (rayon) flex uses.
+//!
+//! - [`batch_norm`]: burn composes BatchNorm from means, squares and
+//!   broadcasts (about 25 passes over the activation, forward and
+//!   backward, each allocating, most on one thread); here the statistics,
+//!   the affine map, the ReLU that follows it and the backward step are
+//!   fused, and run on every thread.
+//! - [`add_relu`]: a ResNet block's relu(a + b) in one pass each way.
+//!
+//! What is computed is unchanged: the same sums in a different order, so
+//! results agree with burn's ops to float rounding (unit tests compare them).
+//! [`set_enabled`]`(false)` turns the kernels off on the calling thread
+//! (burn's ops everywhere), to compare the two paths.
+
+mod batch_norm;
+mod conv;
+mod flex;
+mod gemm;
+mod relu;
+
+use std::cell::Cell;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::module;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Bool, Tensor, TensorData};
+
+use batch_norm::{Norm, Planes};
+use conv::{Conv, Geometry};
+use flex::{apply, flex, slice, values, Flexed};
+use relu::{AddRelu, Gate};
+
+thread_local! {
+    static ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Turns the host kernels on (the default) or off (burn's ops on every
+/// backend) for operations the calling thread starts.
+pub fn set_enabled(on: bool) {
+    ENABLED.with(|e| e.set(on));
+}
+
+/// Whether the calling thread uses the host kernels on flex.
+pub fn enabled() -> bool {
+    ENABLED.with(Cell::get)
+}
+
+/// Square-kernel convolution sizes of `x` `[B, c_in, h, w]` and `weight`
+/// `[c_out, c_in, kh, kw]` with `options`, when the kernels handle them (one
+/// group, dilation 1, the same padding on both sides).
+fn geometry(x: &[usize], w: &[usize], options: &ConvOptions<2>) -> Option<Geometry> {
+    let symmetric = options.padding.iter().all(|(a, b)| a == b);
+    if !enabled() || options.groups != 1 || options.dilation != [1, 1] || !symmetric || x[1] != w[1]
+    {
+        return None;
+    }
+    let g = Geometry {
+        batch: x[0],
+        c_in: x[1],
+        h: x[2],
+        w: x[3],
+        c_out: w[0],
+        kh: w[2],
+        kw: w[3],
+        stride: options.stride,
+        pad: options.padding.map(|(p, _)| p),
+    };
+    g.is_valid().then_some(g)
+}
+
+/// 2-D convolution of `x` `[B, c_in, h, w]` with `weight`
+/// `[c_out, c_in, kh, kw]` (and `bias` `[c_out]`): burn's
+/// [`module::conv2d`], computed by the host kernels when the tensors are
+/// on flex.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let fast = geometry(&x.dims(), &weight.dims(), &options).and_then(|g| {
+        let (fx, fw) = (Flexed::of(&x)?, Flexed::of(&weight)?);
+        Some(match &bias {
+            None => apply(Conv(g), [fx, fw]),
+            Some(b) => apply(Conv(g), [fx, fw, Flexed::of(b)?]),
+        })
+    });
+    fast.unwrap_or_else(|| module::conv2d(x, weight, bias, options))
+}
+
+/// The weight gradient of [`conv2d`] for input `x` and output gradient
+/// `delta` (`weight` gives only the shape): burn's
+/// [`module::conv2d_weight_backward`], by the host kernels on flex.
+pub fn conv2d_weight_grad(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    delta: Tensor<4>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let fast = geometry(&x.dims(), &weight.dims(), &options).and_then(|g| {
+        let (Flexed::Plain(fx), Flexed::Plain(fd)) = (Flexed::of(&x)?, Flexed::of(&delta)?) else {
+            return None;
+        };
+        let [_, dw, _] = Conv(g).grads(&fx, &fx, fd, [false, true, false]);
+        Some(Tensor::from_primitive::<Flex>(dw?))
+    });
+    fast.unwrap_or_else(|| module::conv2d_weight_backward(x, weight, delta, options))
+}
+
+/// A ReLU fused into a kernel's output (see `models::gates`).
+pub enum Relu<'a> {
+    /// No ReLU.
+    Off,
+    /// Units ≤ 0 set to 0; with `record`, their mask (`[B, units]`, true =
+    /// off) is returned.
+    On { record: bool },
+    /// Units set to 0 where the recorded mask `[B, units]` is true.
+    Fixed(&'a Tensor<2, Bool>),
+}
+
+/// The result of a fused kernel.
+pub struct Fused {
+    /// The output.
+    pub y: Tensor<4>,
+    /// BatchNorm with batch statistics: the batch's (μ, biased σ²), plain
+    /// tensors, for the running update.
+    pub stats: Option<(Tensor<1>, Tensor<1>)>,
+    /// With [`Relu::On`]`{ record: true }`: the off mask `[B, units]`.
+    pub off: Option<Tensor<2, Bool>>,
+}
+
+/// The host gate for `relu` on an output of `n` values, `None` when a fixed
+/// mask is not a flex byte mask of that size.
+fn gate(relu: &Relu, n: usize) -> Option<Gate> {
+    Some(match relu {
+        Relu::Off => Gate::Identity,
+        Relu::On { .. } => Gate::Sign,
+        Relu::Fixed(mask) => {
+            let mask: Tensor<2, Bool> = (*mask).clone();
+            let m = match mask.clone().try_into_primitive::<Flex>() {
+                Ok(m) => m,
+                Err(_) => mask.try_into_primitive::<Autodiff<Flex>>().ok()?,
+            };
+            let m = relu::mask_bytes(&m)?;
+            (m.layout().num_elements() == n).then_some(Gate::Mask(m))?
+        }
+    })
+}
+
+/// The off mask of `y` (computed with [`Relu::On`]), when recording.
+fn recorded(relu: &Relu, y: &Tensor<4>) -> Option<Tensor<2, Bool>> {
+    let Relu::On { record: true } = relu else {
+        return None;
+    };
+    let [b, c, h, w] = y.dims();
+    let v = values(&Flexed::of(y).expect("a flex kernel output").value());
+    let off = relu::off_mask(slice(&v));
+    Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(
+        TensorData::new(off, [b, c * h * w]),
+    )))
+}
+
+/// A plain flex tensor `[n]` holding `v`.
+fn plain(v: &[f32]) -> Tensor<1> {
+    Tensor::from_primitive::<Flex>(flex(v.to_vec(), &[v.len()]))
+}
+
+/// BatchNorm y = γ·(x − μ)/√(σ² + ε) + β over `x` `[B, C, H, W]`, followed
+/// by `relu`, as one kernel when the tensors are on flex (`None` otherwise:
+/// use burn's ops). With `running` = (μ, σ²) those statistics are used
+/// (eval mode); without, the batch's own (train mode, gradient through
+/// them), returned in [`Fused::stats`] for the running update.
+pub fn batch_norm(
+    x: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    running: Option<(&Tensor<1>, &Tensor<1>)>,
+    eps: f64,
+    relu: Relu,
+) -> Option<Fused> {
+    if !enabled() {
+        return None;
+    }
+    let shape = x.dims();
+    let [b, c, h, w] = shape;
+    let planes = Planes {
+        batch: b,
+        channels: c,
+        plane: h * w,
+    };
+    let (fx, fg, fb) = (Flexed::of(x)?, Flexed::of(gamma)?, Flexed::of(beta)?);
+    let host = |t: &Tensor<1>| match Flexed::of(t)? {
+        Flexed::Plain(p) => Some(slice(&values(&p)).to_vec()),
+        Flexed::Tracked(_) => None,
+    };
+    let (mean, var, batch) = match running {
+        Some((m, v)) => (host(m)?, host(v)?, false),
+        None => {
+            let (m, v) = batch_norm::stats(&planes, slice(&values(&fx.value())));
+            let f32s = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
+            (f32s(m), f32s(v), true)
+        }
+    };
+    if gamma.dims() != [c] || beta.dims() != [c] || mean.len() != c || var.len() != c {
+        return None;
+    }
+    let gate = gate(&relu, b * c * h * w)?;
+    let std = var.iter().map(|v| (v + eps as f32).sqrt()).collect();
+    let stats = batch.then(|| (plain(&mean), plain(&var)));
+    let norm = Norm {
+        planes,
+        shape,
+        mean,
+        std,
+        batch,
+        gate,
+    };
+    let y = apply(norm, [fx, fg, fb]);
+    let off = recorded(&relu, &y);
+    Some(Fused { y, stats, off })
+}
+
+/// relu(a + b) for `a`, `b` `[B, C, H, W]` as one kernel when both are on
+/// flex (`None` otherwise, or for [`Relu::Off`]: use burn's ops).
+pub fn add_relu(a: &Tensor<4>, b: &Tensor<4>, relu: Relu) -> Option<Fused> {
+    if !enabled() || matches!(relu, Relu::Off) || a.dims() != b.dims() {
+        return None;
+    }
+    let (fa, fb) = (Flexed::of(a)?, Flexed::of(b)?);
+    let shape = a.dims();
+    let n = shape.iter().product();
+    let kernel = AddRelu {
+        shape: shape.to_vec(),
+        gate: gate(&relu, n)?,
+        chunk: n / shape[0].max(1),
+    };
+    let y = apply(kernel, [fa, fb]);
+    let off = recorded(&relu, &y);
+    Some(Fused {
+        y,
+        stats: None,
+        off,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::tensor_to_vec;
+    use crate::rng::Rng;
+    use burn::tensor::{Device, TensorData};
+
+    fn random<const D: usize>(shape: [usize; D], rng: &mut Rng) -> Tensor<D> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        Tensor::from_data(TensorData::new(v, shape), &Device::flex())
+    }
+
+    fn assert_close<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, what: &str) {
+        let (a, b) = (tensor_to_vec(a), tensor_to_vec(b));
+        assert_eq!(a.len(), b.len(), "{what}");
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 2e-5 * scale, "{what}[{i}]: {x} vs {y}");
+        }
+    }
+
+    /// Forward values and every gradient equal burn's conv2d through
+    /// autodiff, with and without bias, for stride 1 and 2 and a 1×1
+    /// kernel; with only some inputs tracked; and without autodiff.
+    #[test]
+    fn matches_burn_conv2d_and_its_gradients() {
+        let mut rng = Rng::new(11);
+        for (ci, co, k, s, p, bias) in [
+            (3, 4, 3, 1, 1, true),
+            (4, 5, 3, 2, 1, false),
+            (4, 6, 1, 2, 0, false),
+            (2, 3, 3, 1, 0, true),
+        ] {
+            let opts = ConvOptions::new([s, s], [p, p], [1, 1], 1);
+            let x = random([3, ci, 9, 8], &mut rng);
+            let w = random([co, ci, k, k], &mut rng);
+            let b = bias.then(|| random([co], &mut rng));
+            let ours = conv2d(x.clone(), w.clone(), b.clone(), opts.clone());
+            let theirs = module::conv2d(x.clone(), w.clone(), b.clone(), opts.clone());
+            assert_close(&ours, &theirs, "forward");
+            let up = random(theirs.dims(), &mut rng);
+            let run = |f: &dyn Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>,
+                       track_x: bool| {
+                let lx = if track_x {
+                    x.clone().autodiff().require_grad()
+                } else {
+                    x.clone()
+                };
+                let lw = w.clone().autodiff().require_grad();
+                let lb = b.clone().map(|b| b.autodiff().require_grad());
+                let grads = (f(lx.clone(), lw.clone(), lb.clone()) * up.clone())
+                    .sum()
+                    .backward();
+                (
+                    track_x.then(|| lx.grad(&grads).unwrap()),
+                    lw.grad(&grads).unwrap(),
+                    lb.map(|b| b.grad(&grads).unwrap()),
+                )
+            };
+            for track_x in [true, false] {
+                let o = opts.clone();
+                let mine = run(&|x, w, b| conv2d(x, w, b, o.clone()), track_x);
+                let o = opts.clone();
+                let base = run(&|x, w, b| module::conv2d(x, w, b, o.clone()), track_x);
+                if let (Some(a), Some(b)) = (&mine.0, &base.0) {
+                    assert_close(a, b, "dx");
+                }
+                assert_close(&mine.1, &base.1, "dW");
+                if let (Some(a), Some(b)) = (&mine.2, &base.2) {
+                    assert_close(a, b, "db");
+                }
+            }
+            let dw = conv2d_weight_grad(x.clone(), w.clone(), up.clone(), opts.clone());
+            let base = module::conv2d_weight_backward(x, w, up, opts);
+            assert_close(&dw, &base, "conv2d_weight_grad");
+        }
+    }
+
+    /// The fused BatchNorm equals burn's composition (`models::batch_norm`
+    /// with the kernels off) in every mode: output, running update and
+    /// gradients of x, γ, β.
+    #[test]
+    fn batch_norm_matches_burns_composition() {
+        use crate::models::{Bn, BN_MOMENTUM};
+        let mut rng = Rng::new(5);
+        let x = random([4, 3, 5, 6], &mut rng)
+            .mul_scalar(2.0)
+            .add_scalar(0.5);
+        let g = random([3], &mut rng);
+        let b = random([3], &mut rng);
+        let up = random([4, 3, 5, 6], &mut rng);
+        let running = vec![
+            random([3], &mut rng),
+            random([3], &mut rng).abs().add_scalar(0.5),
+        ];
+        let run = |on: bool, mode: usize| {
+            set_enabled(on);
+            let (lx, lg, lb) = (
+                x.clone().autodiff().require_grad(),
+                g.clone().autodiff().require_grad(),
+                b.clone().autodiff().require_grad(),
+            );
+            let mut buffers = running.clone();
+            let mut bn = match mode {
+                0 => Bn::Batch,
+                1 => Bn::Running(&running),
+                _ => Bn::Update {
+                    buffers: &mut buffers,
+                    momentum: BN_MOMENTUM,
+                },
+            };
+            let y = crate::models::batch_norm::batch_norm(
+                lx.clone(),
+                lg.clone(),
+                lb.clone(),
+                &mut bn,
+                0,
+            );
+            let grads = (y.clone() * up.clone()).sum().backward();
+            set_enabled(true);
+            let gx = lx.grad(&grads).unwrap();
+            let gg = lg.grad(&grads).unwrap();
+            let gb = lb.grad(&grads).unwrap();
+            (y.inner(), gx, gg, gb, buffers)
+        };
+        for mode in 0..3 {
+            let (a, b) = (run(true, mode), run(false, mode));
+            assert_close(&a.0, &b.0, "y");
+            assert_close(&a.1, &b.1, "dx");
+            assert_close(&a.2, &b.2, "dγ");
+            assert_close(&a.3, &b.3, "dβ");
+            for (p, q) in a.4.iter().zip(&b.4) {
+                assert_close(p, q, "running statistics");
+            }
+        }
+    }
+
+    /// Every registered model with the kernels equals the model with burn's
+    /// ops: logits, recorded gates and every parameter gradient, with free,
+    /// recorded and fixed gates and with batch and running BatchNorm
+    /// statistics (the running update too).
+    #[test]
+    fn models_match_burns_ops_in_every_mode() {
+        use crate::models::tests::one_of_each;
+        use crate::models::{forward_bn, Bn, Gate, Gates, Model, BN_MOMENTUM};
+        use crate::objective::{leaf_gradients, leaves};
+        let dev = Device::flex();
+        let mut rng = Rng::new(9);
+        for arch in one_of_each() {
+            let model = Model::init(&arch, 3, &dev).unwrap();
+            let x = random([5, arch.input_len()], &mut rng);
+            let up = random([5, arch.classes()], &mut rng);
+            // gates recorded once (burn's ops), replayed by both paths
+            let mut fixed = Vec::new();
+            set_enabled(false);
+            let _ = forward_bn(
+                &arch,
+                &model.params,
+                x.clone(),
+                Gates::Record(&mut fixed),
+                &mut Bn::Batch,
+            );
+            set_enabled(true);
+            let run = |on: bool, gates: usize, bn: usize| {
+                flex::RUNS.with(|r| r.borrow_mut().clear());
+                set_enabled(on);
+                let ls = leaves(&model.params);
+                let mut recorded = Vec::new();
+                let mut buffers = model.buffers.clone();
+                let g = match gates {
+                    0 => Gates::Free,
+                    1 => Gates::Record(&mut recorded),
+                    _ => Gates::Fixed(&fixed),
+                };
+                let mut b = match bn {
+                    0 => Bn::Update {
+                        buffers: &mut buffers,
+                        momentum: BN_MOMENTUM,
+                    },
+                    _ => Bn::Running(&model.buffers),
+                };
+                let z = forward_bn(&arch, &ls, x.clone(), g, &mut b);
+                let grads = (z.clone() * up.clone()).sum().backward();
+                set_enabled(true);
+                let runs: Vec<&str> = flex::RUNS.with(|r| r.borrow().keys().copied().collect());
+                let want: &[&str] = match (&arch, on) {
+                    (_, false) => &[],
+                    (crate::models::Architecture::Resnet18(_), _) => &["AddRelu", "Conv", "Norm"],
+                    (crate::models::Architecture::Vgg11(v), _) if v.batch_norm => &["Conv", "Norm"],
+                    (crate::models::Architecture::Mlp(_), _) => &[],
+                    _ => &["Conv"],
+                };
+                assert_eq!(runs, want, "{arch:?}");
+                (z.inner(), leaf_gradients(&ls, &grads), recorded, buffers)
+            };
+            for gates in 0..3 {
+                for bn in 0..2 {
+                    let what = format!("{arch:?} gates {gates} bn {bn}");
+                    let (a, b) = (run(true, gates, bn), run(false, gates, bn));
+                    assert_close(&a.0, &b.0, &format!("logits {what}"));
+                    for (i, (p, q)) in a.1.iter().zip(&b.1).enumerate() {
+                        assert_close(p, q, &format!("gradient {i} {what}"));
+                    }
+                    for (p, q) in a.3.iter().zip(&b.3) {
+                        assert_close(p, q, &format!("running statistics {what}"));
+                    }
+                    assert_eq!(a.2.len(), b.2.len(), "{what}");
+                    for (p, q) in a.2.iter().zip(&b.2) {
+                        match (p, q) {
+                            (Gate::Off(p), Gate::Off(q)) => {
+                                let differ = p.clone().not_equal(q.clone()).int().sum();
+                                assert_eq!(tensor_to_vec(&differ.float()), [0.0], "{what}");
+                            }
+                            (Gate::Pool(p), Gate::Pool(q)) => {
+                                assert_eq!(
+                                    tensor_to_vec(&p.clone().float()),
+                                    tensor_to_vec(&q.clone().float())
+                                );
+                            }
+                            _ => panic!("gate kinds differ: {what}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
