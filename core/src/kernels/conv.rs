@@ -58,6 +58,9 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
 /// Columns a product should have at least (output positions × images).
 const MIN_COLUMNS: usize = 1024;
 
+/// Groups of images a batch is split into at least (when it has as many).
+const MIN_GROUPS: usize = 8;
+
 /// Blocks of images whose weight gradients are summed separately (then in
 /// order), whatever the number of threads.
 const WEIGHT_GRAD_BLOCKS: usize = 8;
@@ -116,9 +119,15 @@ impl Geometry {
         positive && self.h + 2 * self.pad[0] >= self.kh && self.w + 2 * self.pad[1] >= self.kw
     }
 
-    /// Images per product: enough for [`MIN_COLUMNS`] columns.
+    /// Images per product: enough for [`MIN_COLUMNS`] columns, but at most
+    /// an eighth of the batch, so that the groups keep every thread busy
+    /// (a fixed fraction, not the thread count: the grouping sets the
+    /// products' shapes and so their rounding).
     fn images_per_product(&self) -> usize {
-        MIN_COLUMNS.div_ceil(self.plane_out()).clamp(1, self.batch)
+        MIN_COLUMNS
+            .div_ceil(self.plane_out())
+            .min(self.batch.div_ceil(MIN_GROUPS))
+            .max(1)
     }
 
     /// The convolution whose forward pass is this one's input gradient when

@@ -15,6 +15,8 @@
 //!   the affine map, the ReLU that follows it and the backward step are
 //!   fused, and run on every thread.
 //! - [`add_relu`]: a ResNet block's relu(a + b) in one pass each way.
+//! - [`max_pool2`]: max-pool 2×2 with its argmax kept for the backward
+//!   step (flex's pooling and its scatter run ~20% of a VGG step).
 //!
 //! What is computed is unchanged: the same sums in a different order, so
 //! results agree with burn's ops to float rounding (unit tests compare them).
@@ -25,6 +27,7 @@ mod batch_norm;
 mod conv;
 mod flex;
 mod gemm;
+mod pool;
 mod relu;
 
 use std::cell::Cell;
@@ -33,11 +36,12 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::module;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Bool, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
 use batch_norm::{Norm, Planes};
 use conv::{Conv, Geometry};
 use flex::{apply, flex, slice, values, Flexed};
+use pool::{MaxPool, Pool};
 use relu::{AddRelu, Gate};
 
 thread_local! {
@@ -253,6 +257,66 @@ pub fn add_relu(a: &Tensor<4>, b: &Tensor<4>, relu: Relu) -> Option<Fused> {
     })
 }
 
+/// How a max-pool picks each window's input (see `models::gates`).
+pub enum PoolGate<'a> {
+    /// The maximum.
+    Free,
+    /// The maximum; its index is returned.
+    Record,
+    /// The recorded index `[B, C, h'·w']` (into the flattened `h·w` plane).
+    Fixed(&'a Tensor<3, Int>),
+}
+
+/// Max-pool 2×2, stride 2 of `x` `[B, C, h, w]` as one kernel when on flex
+/// (`None` otherwise: use burn's ops); with [`PoolGate::Record`] also the
+/// argmax `[B, C, h'·w']`.
+pub fn max_pool2(x: &Tensor<4>, gate: PoolGate) -> Option<(Tensor<4>, Option<Tensor<3, Int>>)> {
+    if !enabled() {
+        return None;
+    }
+    let fx = Flexed::of(x)?;
+    let shape = x.dims();
+    let [b, c, h, w] = shape;
+    let pool = Pool {
+        planes: b * c,
+        h,
+        w,
+    };
+    let (ho, wo) = (h / 2, w / 2);
+    let xv = values(&fx.value());
+    let (y, idx) = match gate {
+        PoolGate::Free | PoolGate::Record => pool::forward(&pool, slice(&xv)),
+        PoolGate::Fixed(t) => {
+            let t: Tensor<3, Int> = t.clone();
+            let p = match t.clone().try_into_primitive::<Flex>() {
+                Ok(p) => p,
+                Err(_) => t.try_into_primitive::<Autodiff<Flex>>().ok()?,
+            };
+            let p = values(&p);
+            let idx: Vec<u32> = match p.dtype() {
+                DType::I64 => p.as_slice::<i64>()?.iter().map(|&i| i as u32).collect(),
+                DType::I32 => p.as_slice::<i32>()?.iter().map(|&i| i as u32).collect(),
+                _ => return None,
+            };
+            if idx.len() != b * c * ho * wo || idx.iter().any(|&i| i as usize >= h * w) {
+                return None;
+            }
+            (pool::gather(&pool, slice(&xv), &idx), idx)
+        }
+    };
+    let recorded = matches!(gate, PoolGate::Record).then(|| {
+        let v: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+        Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(v, [b, c, ho * wo])))
+    });
+    let kernel = MaxPool {
+        pool,
+        shape,
+        y: flex(y, &[b, c, ho, wo]),
+        idx: std::sync::Arc::new(idx),
+    };
+    Some((apply(kernel, [fx]), recorded))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,17 +470,21 @@ mod tests {
             let model = Model::init(&arch, 3, &dev).unwrap();
             let x = random([5, arch.input_len()], &mut rng);
             let up = random([5, arch.classes()], &mut rng);
-            // gates recorded once (burn's ops), replayed by both paths
-            let mut fixed = Vec::new();
-            set_enabled(false);
-            let _ = forward_bn(
-                &arch,
-                &model.params,
-                x.clone(),
-                Gates::Record(&mut fixed),
-                &mut Bn::Batch,
-            );
-            set_enabled(true);
+            // gates recorded once by each path, each replayed by both
+            let record = |on: bool| {
+                let mut g = Vec::new();
+                set_enabled(on);
+                let _ = forward_bn(
+                    &arch,
+                    &model.params,
+                    x.clone(),
+                    Gates::Record(&mut g),
+                    &mut Bn::Batch,
+                );
+                set_enabled(true);
+                g
+            };
+            let fixed = [record(false), record(true)];
             let run = |on: bool, gates: usize, bn: usize| {
                 flex::RUNS.with(|r| r.borrow_mut().clear());
                 set_enabled(on);
@@ -426,7 +494,7 @@ mod tests {
                 let g = match gates {
                     0 => Gates::Free,
                     1 => Gates::Record(&mut recorded),
-                    _ => Gates::Fixed(&fixed),
+                    k => Gates::Fixed(&fixed[k - 2]),
                 };
                 let mut b = match bn {
                     0 => Bn::Update {
@@ -442,14 +510,17 @@ mod tests {
                 let want: &[&str] = match (&arch, on) {
                     (_, false) => &[],
                     (crate::models::Architecture::Resnet18(_), _) => &["AddRelu", "Conv", "Norm"],
-                    (crate::models::Architecture::Vgg11(v), _) if v.batch_norm => &["Conv", "Norm"],
+                    (crate::models::Architecture::Vgg11(v), _) if v.batch_norm => {
+                        &["Conv", "MaxPool", "Norm"]
+                    }
+                    (crate::models::Architecture::Vgg11(_), _) => &["Conv", "MaxPool"],
                     (crate::models::Architecture::Mlp(_), _) => &[],
-                    _ => &["Conv"],
+                    _ => &["Conv", "MaxPool"],
                 };
                 assert_eq!(runs, want, "{arch:?}");
                 (z.inner(), leaf_gradients(&ls, &grads), recorded, buffers)
             };
-            for gates in 0..3 {
+            for gates in 0..4 {
                 for bn in 0..2 {
                     let what = format!("{arch:?} gates {gates} bn {bn}");
                     let (a, b) = (run(true, gates, bn), run(false, gates, bn));

@@ -13,7 +13,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::Relu;
+use crate::kernels::{self, PoolGate, Relu};
 use crate::{Error, Result};
 
 /// Hidden-unit nonlinearity.
@@ -142,6 +142,23 @@ impl<'a> GateCursor<'a> {
         let [b, c, hh, ww] = h.dims();
         let opts = MaxPoolOptions::new([2, 2]);
         let k = self.next;
+        let gate = match &self.gates {
+            Gates::Free => PoolGate::Free,
+            Gates::Record(_) => PoolGate::Record,
+            Gates::Fixed(list) => match &list[k] {
+                Gate::Pool(idx) => PoolGate::Fixed(idx),
+                Gate::Off(_) => panic!("gate {k} is a ReLU gate, expected a pool gate"),
+            },
+        };
+        if let Some((out, idx)) = kernels::max_pool2(&h, gate) {
+            match &mut self.gates {
+                Gates::Free => return out,
+                Gates::Record(list) => list.push(Gate::Pool(idx.expect("a recorded argmax"))),
+                Gates::Fixed(_) => {}
+            }
+            self.next += 1;
+            return out;
+        }
         let out = match &mut self.gates {
             Gates::Free => return max_pool2d(h, opts),
             Gates::Record(list) => {
