@@ -23,6 +23,7 @@ use std::mem::MaybeUninit;
 
 use super::flex::{assume_init, flex, par_vec_uninit, slice, values, Kernel};
 use super::relu::Gate;
+use super::simd::wide;
 
 /// Sizes of a BatchNorm input: B images of C planes of `plane` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,7 @@ impl Planes {
 /// Lanes of the partial sums in [`sum2`].
 const LANES: usize = 16;
 
+#[inline(always)]
 /// Σᵢ f(aᵢ, bᵢ) in f64, vectorisable: f32 partial sums in 16 lanes over
 /// blocks of 256 terms, each block's sum added in f64.
 fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
@@ -73,6 +75,7 @@ fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
 }
 
 /// Σᵢ f(aᵢ) in f64 (see [`sum2`]).
+#[inline(always)]
 fn sum1(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     sum2(a, a, |x, _| f(x))
 }
@@ -88,21 +91,23 @@ pub(crate) fn stats(p: &Planes, x: &[f32]) -> (Vec<f64>, Vec<f64>) {
     (0..p.channels)
         .into_par_iter()
         .map(|c| {
-            let total: f64 = p.channel(x, c).map(|v| sum1(v, |a| a)).sum();
-            let mean = total / n;
-            let m = mean as f32;
-            let sq: f64 = p
-                .channel(x, c)
-                .map(|v| {
-                    sum1(v, |a| {
-                        let d = a - m;
-                        d * d
+            wide(|| {
+                let total: f64 = p.channel(x, c).map(|v| sum1(v, |a| a)).sum();
+                let mean = total / n;
+                let m = mean as f32;
+                let sq: f64 = p
+                    .channel(x, c)
+                    .map(|v| {
+                        sum1(v, |a| {
+                            let d = a - m;
+                            d * d
+                        })
                     })
-                })
-                .sum();
-            // Σ(x − m)² with m = μ rounded: the variance about μ is that less (μ − m)²
-            let shift = mean - m as f64;
-            (mean, (sq / n - shift * shift).max(0.0))
+                    .sum();
+                // Σ(x − m)² with m = μ rounded: the variance about μ is that less (μ − m)²
+                let shift = mean - m as f64;
+                (mean, (sq / n - shift * shift).max(0.0))
+            })
         })
         .unzip()
 }
@@ -126,14 +131,65 @@ pub(crate) fn affine(p: &Planes, x: &[f32], scale: &[f32], shift: &[f32], gate: 
     unsafe { par_vec_uninit(x.len(), img, fill) }
 }
 
-/// The backward step: (∂x, ∂γ, ∂β) from x, δ, the statistics the forward
-/// pass used (μ, s = 1/√(σ² + ε)) and γ; `batch`: the statistics were the
-/// batch's own (train mode), so the gradient also flows through them.
+/// Which units of the output pass δ back (the fused ReLU's gate).
+#[derive(Clone, Copy)]
+pub(crate) enum Gating<'a> {
+    /// Every unit (no ReLU).
+    All,
+    /// Units whose output before the ReLU, x·scale[c] + shift[c] (recomputed
+    /// exactly as the forward pass computed it), is > 0.
+    Positive { scale: &'a [f32], shift: &'a [f32] },
+    /// Units whose mask byte (same layout as x) is 0.
+    Mask(&'a [u8]),
+}
+
+impl Gating<'_> {
+    /// δ of the plane at offset `at` (channel `c`, values `xv`, `dv`) with
+    /// the off units zeroed: `dv` itself when every unit passes, else
+    /// written to `buf`.
+    #[inline(always)]
+    fn plane<'b>(
+        &self,
+        c: usize,
+        at: usize,
+        xv: &[f32],
+        dv: &'b [f32],
+        buf: &'b mut Vec<f32>,
+    ) -> &'b [f32] {
+        buf.clear();
+        match *self {
+            Gating::All => return dv,
+            Gating::Positive { scale, shift } => {
+                let (a, s) = (scale[c], shift[c]);
+                buf.extend(
+                    xv.iter()
+                        .zip(dv)
+                        .map(|(&x, &d)| if x * a + s <= 0.0 { 0.0 } else { d }),
+                );
+            }
+            Gating::Mask(m) => {
+                let m = &m[at..at + dv.len()];
+                buf.extend(
+                    m.iter()
+                        .zip(dv)
+                        .map(|(&off, &d)| if off != 0 { 0.0 } else { d }),
+                );
+            }
+        }
+        buf
+    }
+}
+
+/// The backward step: (∂x, ∂γ, ∂β) from x, δ (gated by `gating`), the
+/// statistics the forward pass used (μ, s = 1/√(σ² + ε)) and γ; `batch`:
+/// the statistics were the batch's own (train mode), so the gradient also
+/// flows through them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     p: &Planes,
     x: &[f32],
     delta: &[f32],
+    gating: Gating,
     mean: &[f32],
     inv_std: &[f32],
     gamma: &[f32],
@@ -146,14 +202,22 @@ pub(crate) fn backward(
     let (dgamma, dbeta): (Vec<f64>, Vec<f64>) = (0..p.channels)
         .into_par_iter()
         .map(|c| {
-            let (mu, s) = (mean[c], inv_std[c]);
-            p.channel(x, c)
-                .zip(p.channel(delta, c))
-                .fold((0.0f64, 0.0f64), |(g, b), (xv, dv)| {
-                    let g2 = sum2(xv, dv, |a, d| d * ((a - mu) * s));
-                    (g + g2, b + sum1(dv, |d| d))
-                })
+            wide(|| {
+                let (mu, s) = (mean[c], inv_std[c]);
+                let mut buf = Vec::with_capacity(p.plane);
+                let (mut g, mut b) = (0.0f64, 0.0f64);
+                for bi in 0..p.batch {
+                    let at = bi * img + c * p.plane;
+                    let (xv, dv) = (&x[at..][..p.plane], &delta[at..][..p.plane]);
+                    let dv = gating.plane(c, at, xv, dv, &mut buf);
+                    g += sum2(xv, dv, |a, d| d * ((a - mu) * s));
+                    b += sum1(dv, |d| d);
+                }
+                (g, b)
+            })
         })
+        .collect::<Vec<(f64, f64)>>()
+        .into_iter()
         .unzip();
     let dx = want_x.then(|| {
         let n = p.per_channel() as f64;
@@ -169,13 +233,11 @@ pub(crate) fn backward(
             })
             .collect();
         let fill = |bi: usize, ob: &mut [MaybeUninit<f32>]| {
-            let (xb, db) = (&x[bi * img..][..img], &delta[bi * img..][..img]);
-            for (c, ((oc, xc), dc)) in ob
-                .chunks_mut(p.plane)
-                .zip(xb.chunks(p.plane))
-                .zip(db.chunks(p.plane))
-                .enumerate()
-            {
+            let mut buf = Vec::with_capacity(p.plane);
+            for (c, oc) in ob.chunks_mut(p.plane).enumerate() {
+                let at = bi * img + c * p.plane;
+                let (xc, dc) = (&x[at..][..p.plane], &delta[at..][..p.plane]);
+                let dc = gating.plane(c, at, xc, dc, &mut buf);
                 let ((a, b, c0), mu) = (coef[c], mean[c]);
                 for ((o, &xv), &dv) in oc.iter_mut().zip(xc).zip(dc) {
                     o.write(a * dv + b * (xv - mu) + c0);
@@ -203,46 +265,56 @@ pub(crate) struct Norm {
     pub gate: Gate,
 }
 
-impl Kernel<3> for Norm {
-    fn forward(&self, [x, gamma, beta]: &[FlexTensor; 3]) -> FlexTensor {
-        let (x, gamma, beta) = (values(x), values(gamma), values(beta));
-        // as burn's composition: scale = γ/√(σ² + ε), shift = β − μ·scale
-        let scale: Vec<f32> = slice(&gamma)
-            .iter()
-            .zip(&self.std)
-            .map(|(g, s)| g / s)
-            .collect();
-        let shift: Vec<f32> = slice(&beta)
+impl Norm {
+    /// The affine map y = x·scale + shift, as burn's composition computes
+    /// it: scale = γ/√(σ² + ε), shift = β − μ·scale.
+    fn affine_map(&self, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let scale: Vec<f32> = gamma.iter().zip(&self.std).map(|(g, s)| g / s).collect();
+        let shift = beta
             .iter()
             .zip(&self.mean)
             .zip(&scale)
             .map(|((b, m), a)| b - m * a)
             .collect();
+        (scale, shift)
+    }
+}
+
+impl Kernel<3> for Norm {
+    fn forward(&self, [x, gamma, beta]: &[FlexTensor; 3]) -> FlexTensor {
+        let (x, gamma, beta) = (values(x), values(gamma), values(beta));
+        let (scale, shift) = self.affine_map(slice(&gamma), slice(&beta));
         let y = affine(&self.planes, slice(&x), &scale, &shift, &self.gate);
         flex(y, &self.shape)
     }
 
-    fn needs_output(&self) -> bool {
-        self.gate.needs_output()
-    }
-
     fn backward(
         &self,
-        [x, gamma, _]: &[FlexTensor; 3],
-        output: Option<&FlexTensor>,
+        [x, gamma, beta]: &[FlexTensor; 3],
+        _: Option<&FlexTensor>,
         grad: FlexTensor,
         [want_x, want_g, want_b]: [bool; 3],
     ) -> [Option<FlexTensor>; 3] {
-        let (x, gamma, delta) = (values(x), values(gamma), values(&grad));
-        let img = self.planes.channels * self.planes.plane;
-        let out = output.map(values);
-        let gated = self.gate.backward(slice(&delta), out.as_ref(), img);
-        let delta = gated.as_deref().unwrap_or(slice(&delta));
+        let (x, gamma, beta, delta) = (values(x), values(gamma), values(beta), values(&grad));
+        let (scale, shift) = self.affine_map(slice(&gamma), slice(&beta));
+        let mask = match &self.gate {
+            Gate::Mask(m) => Some(values(m)),
+            _ => None,
+        };
+        let gating = match &self.gate {
+            Gate::Identity => Gating::All,
+            Gate::Sign => Gating::Positive {
+                scale: &scale,
+                shift: &shift,
+            },
+            Gate::Mask(_) => Gating::Mask(super::relu::bytes(mask.as_ref().expect("a mask"))),
+        };
         let inv: Vec<f32> = self.std.iter().map(|s| 1.0 / s).collect();
         let (dx, dg, db) = backward(
             &self.planes,
             slice(&x),
-            delta,
+            slice(&delta),
+            gating,
             &self.mean,
             &inv,
             slice(&gamma),
@@ -294,7 +366,17 @@ mod tests {
             .map(|v| (1.0 / (v + eps).sqrt()) as f32)
             .collect();
         let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-        let (dx, dg, db) = backward(&p, &x, &delta, &mean32, &inv, &gamma, true, true);
+        let (dx, dg, db) = backward(
+            &p,
+            &x,
+            &delta,
+            Gating::All,
+            &mean32,
+            &inv,
+            &gamma,
+            true,
+            true,
+        );
         let dx = dx.unwrap();
         // loss L = Σ δ·y, channel by channel
         for c in 0..2 {
@@ -328,7 +410,17 @@ mod tests {
             assert!((db[c] as f64 - fd_b).abs() < 1e-4, "dβ {} vs {fd_b}", db[c]);
         }
         // fixed statistics: ∂x = γ·s·δ
-        let (dx, _, _) = backward(&p, &x, &delta, &mean32, &inv, &gamma, false, true);
+        let (dx, _, _) = backward(
+            &p,
+            &x,
+            &delta,
+            Gating::All,
+            &mean32,
+            &inv,
+            &gamma,
+            false,
+            true,
+        );
         for (k, v) in dx.unwrap().iter().enumerate() {
             let c = (k / 5) % 2;
             assert!((v - gamma[c] * inv[c] * delta[k]).abs() < 1e-6);

@@ -32,6 +32,7 @@ use std::mem::MaybeUninit;
 
 use super::flex::{assume_init, flex, par_vec, par_vec_uninit, slice, values, Kernel};
 use super::gemm::{matmul, matmul_into, Mat};
+use super::simd::wide;
 
 thread_local! {
     /// Per-thread scratch for patch matrices, reused across calls.
@@ -161,6 +162,7 @@ fn valid(n_in: usize, n_out: usize, s: usize, k: usize, p: usize) -> (usize, usi
     (lo.min(n_out), hi.clamp(lo.min(n_out), n_out))
 }
 
+#[inline(always)]
 /// Writes the patches of one image `x` (`[c_in, h, w]`) into `cols` as a
 /// `[K, P]` block at column `off` of a matrix with row stride `ld`.
 fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], ld: usize, off: usize) {
@@ -224,6 +226,7 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], ld: usize, off: usize) {
     }
 }
 
+#[inline(always)]
 /// Adds the `[K, P]` block `cols` (row stride P) back onto one image `dx`
 /// (`[c_in, h, w]`): the adjoint of [`im2col`].
 fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
@@ -359,6 +362,20 @@ pub(crate) fn weight_grad(
     delta: &[f32],
     bias: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
+    if g.stride == [1, 1] {
+        weight_grad_shifted(g, x, delta, bias)
+    } else {
+        weight_grad_im2col(g, x, delta, bias)
+    }
+}
+
+/// [`weight_grad`] through an im2col matrix (any stride).
+fn weight_grad_im2col(
+    g: &Geometry,
+    x: &[f32],
+    delta: &[f32],
+    bias: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let (k, p) = (g.patch(), g.plane_out());
     let (img_in, img_out) = (g.c_in * g.h * g.w, g.c_out * p);
     assert_eq!(x.len(), g.batch * img_in, "conv: input size");
@@ -373,51 +390,171 @@ pub(crate) fn weight_grad(
             let mut dw = vec![0.0f32; g.c_out * k];
             let mut db = vec![0.0f32; g.c_out];
             with_scratch(k * n * p, g.c_out * n * p, |cols, dgrp| {
-                for gi in (blk * groups / blocks)..((blk + 1) * groups / blocks) {
-                    let b0 = gi * n;
-                    let nb = n.min(g.batch - b0);
-                    let ld = nb * p;
-                    for i in 0..nb {
-                        im2col(g, &x[(b0 + i) * img_in..][..img_in], cols, ld, i * p);
-                    }
-                    let d: &[f32] = if nb == 1 {
-                        &delta[b0 * img_out..][..img_out]
-                    } else {
+                wide(|| {
+                    for gi in (blk * groups / blocks)..((blk + 1) * groups / blocks) {
+                        let b0 = gi * n;
+                        let nb = n.min(g.batch - b0);
+                        let ld = nb * p;
                         for i in 0..nb {
-                            for c in 0..g.c_out {
-                                dgrp[c * ld + i * p..][..p]
-                                    .copy_from_slice(&delta[(b0 + i) * img_out + c * p..][..p]);
+                            im2col(g, &x[(b0 + i) * img_in..][..img_in], cols, ld, i * p);
+                        }
+                        let d: &[f32] = if nb == 1 {
+                            &delta[b0 * img_out..][..img_out]
+                        } else {
+                            for i in 0..nb {
+                                for c in 0..g.c_out {
+                                    dgrp[c * ld + i * p..][..p]
+                                        .copy_from_slice(&delta[(b0 + i) * img_out + c * p..][..p]);
+                                }
+                            }
+                            &dgrp[..g.c_out * ld]
+                        };
+                        matmul(
+                            g.c_out,
+                            k,
+                            ld,
+                            Mat::rows(d, ld),
+                            Mat::transposed(&cols[..k * ld], ld),
+                            &mut dw,
+                            k,
+                            1,
+                            true,
+                            threads,
+                        );
+                        if bias {
+                            for (c, acc) in db.iter_mut().enumerate() {
+                                *acc += d[c * ld..(c + 1) * ld].iter().sum::<f32>();
                             }
                         }
-                        &dgrp[..g.c_out * ld]
-                    };
-                    matmul(
-                        g.c_out,
-                        k,
-                        ld,
-                        Mat::rows(d, ld),
-                        Mat::transposed(&cols[..k * ld], ld),
-                        &mut dw,
-                        k,
-                        1,
-                        true,
-                        threads,
-                    );
-                    if bias {
-                        for (c, acc) in db.iter_mut().enumerate() {
-                            *acc += d[c * ld..(c + 1) * ld].iter().sum::<f32>();
-                        }
                     }
-                }
+                })
             });
             (dw, db)
         })
         .collect();
+    let (dw, db) = sum_partials(partials);
+    (dw, bias.then_some(db))
+}
+
+/// The blocks' partial gradients summed in block order.
+fn sum_partials(partials: Vec<(Vec<f32>, Vec<f32>)>) -> (Vec<f32>, Vec<f32>) {
     let mut parts = partials.into_iter();
     let (mut dw, mut db) = parts.next().expect("at least one block");
     for (w, b) in parts {
         dw.iter_mut().zip(w).for_each(|(a, v)| *a += v);
         db.iter_mut().zip(b).for_each(|(a, v)| *a += v);
+    }
+    (dw, db)
+}
+
+/// Padded positions the shifted weight gradient puts in one product.
+const SHIFTED_POSITIONS: usize = 4096;
+
+/// [`weight_grad`] for stride 1 without an im2col matrix (whose 9-fold
+/// copy, and GEMM's repacking of it, cost more than the product on small
+/// channel counts). On the zero-padded grid (hp × wp positions per image,
+/// q = image·hp·wp + r·wp + col), the input in channels-last order xp and
+/// δ at its output positions (zero elsewhere) dt, one product per kernel
+/// row i gives ∂W[co, c, i, j] for all j, c:
+///
+///   Σ_q xp[(q + i·wp)·c_in + j·c_in + c] · dt[q·c_out + co],
+///
+/// whose left operand is a strided view of xp (no copy). Valid outputs
+/// never read past their own image's padded block.
+fn weight_grad_shifted(
+    g: &Geometry,
+    x: &[f32],
+    delta: &[f32],
+    bias: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    assert_eq!(g.stride, [1, 1], "shifted weight gradient: stride 1 only");
+    let (p, (ho, wo)) = (g.plane_out(), (g.ho(), g.wo()));
+    let (img_in, img_out) = (g.c_in * g.h * g.w, g.c_out * p);
+    assert_eq!(x.len(), g.batch * img_in, "conv: input size");
+    assert_eq!(delta.len(), g.batch * img_out, "conv: gradient size");
+    let ([ph, pw], (ci, co, kw)) = (g.pad, (g.c_in, g.c_out, g.kw));
+    let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
+    let s = hp * wp;
+    let slack = (g.kh - 1) * wp + kw - 1;
+    let n = (SHIFTED_POSITIONS / s)
+        .min(g.batch.div_ceil(MIN_GROUPS))
+        .max(1);
+    let groups = g.batch.div_ceil(n);
+    let blocks = groups.min(WEIGHT_GRAD_BLOCKS);
+    let threads = blocks < rayon::current_num_threads();
+    let row = co * kw * ci;
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..blocks)
+        .into_par_iter()
+        .map(|blk| {
+            // per kernel row i: [co][(j, c)]
+            let mut d = vec![0.0f32; g.kh * row];
+            let mut db = vec![0.0f32; co];
+            with_scratch((n * s + slack) * ci, n * s * co, |xp, dt| {
+                wide(|| {
+                    for gi in (blk * groups / blocks)..((blk + 1) * groups / blocks) {
+                        let b0 = gi * n;
+                        let nb = n.min(g.batch - b0);
+                        let q = nb * s;
+                        let xp = &mut xp[..(q + slack) * ci];
+                        let dt = &mut dt[..q * co];
+                        xp.fill(0.0);
+                        dt.fill(0.0);
+                        for b in 0..nb {
+                            let img = &x[(b0 + b) * img_in..][..img_in];
+                            for c in 0..ci {
+                                for r in 0..g.h {
+                                    let src = &img[(c * g.h + r) * g.w..][..g.w];
+                                    let dst = &mut xp[(b * s + (r + ph) * wp + pw) * ci + c..];
+                                    for (k, &v) in src.iter().enumerate() {
+                                        dst[k * ci] = v;
+                                    }
+                                }
+                            }
+                            let dimg = &delta[(b0 + b) * img_out..][..img_out];
+                            for k in 0..co {
+                                let plane = &dimg[k * p..][..p];
+                                if bias {
+                                    db[k] += plane.iter().sum::<f32>();
+                                }
+                                for oh in 0..ho {
+                                    let dst = &mut dt[(b * s + oh * wp) * co + k..];
+                                    for (ow, &v) in plane[oh * wo..][..wo].iter().enumerate() {
+                                        dst[ow * co] = v;
+                                    }
+                                }
+                            }
+                        }
+                        for i in 0..g.kh {
+                            let lhs = Mat {
+                                data: &xp[i * wp * ci..],
+                                rs: 1,
+                                cs: ci,
+                            };
+                            let rhs = Mat {
+                                data: dt,
+                                rs: co,
+                                cs: 1,
+                            };
+                            let di = &mut d[i * row..][..row];
+                            matmul(kw * ci, co, q, lhs, rhs, di, 1, kw * ci, true, threads);
+                        }
+                    }
+                })
+            });
+            (d, db)
+        })
+        .collect();
+    let (d, db) = sum_partials(partials);
+    // ∂W[co, c, i, j] = d[i][co][j·c_in + c]
+    let mut dw = vec![0.0f32; co * ci * g.kh * kw];
+    for o in 0..co {
+        for c in 0..ci {
+            for i in 0..g.kh {
+                for j in 0..kw {
+                    dw[((o * ci + c) * g.kh + i) * kw + j] = d[i * row + o * kw * ci + j * ci + c];
+                }
+            }
+        }
     }
     (dw, bias.then_some(db))
 }
@@ -606,6 +743,10 @@ mod tests {
                 .collect();
             close(&dx, &dx_want, &format!("dx {g:?}"));
             let (dw, db) = weight_grad(&g, &x, &delta, true);
+            let mut paths = vec![weight_grad_im2col(&g, &x, &delta, true)];
+            if g.stride == [1, 1] {
+                paths.push(weight_grad_shifted(&g, &x, &delta, true));
+            }
             let dw_want: Vec<f64> = (0..w.len())
                 .map(|kk| {
                     let mut e = vec![0.0f32; w.len()];
@@ -615,6 +756,9 @@ mod tests {
                 })
                 .collect();
             close(&dw, &dw_want, &format!("dW {g:?}"));
+            for (k, (w, _)) in paths.iter().enumerate() {
+                close(w, &dw_want, &format!("dW path {k} {g:?}"));
+            }
             let p = g.plane_out();
             let db_want: Vec<f64> = (0..g.c_out)
                 .map(|c| {
@@ -629,6 +773,9 @@ mod tests {
                 })
                 .collect();
             close(&db.unwrap(), &db_want, &format!("db {g:?}"));
+            for (k, (_, b)) in paths.iter().enumerate() {
+                close(b.as_ref().unwrap(), &db_want, &format!("db path {k} {g:?}"));
+            }
             assert!(weight_grad(&g, &x, &delta, false).1.is_none());
         }
     }
@@ -651,13 +798,14 @@ mod tests {
         };
         let x = random(g.batch * g.c_in * 64, &mut rng);
         let delta = random(g.batch * g.c_out * 64, &mut rng);
-        let many = weight_grad(&g, &x, &delta, true);
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
-            .unwrap()
-            .install(|| weight_grad(&g, &x, &delta, true));
-        assert_eq!(many, one);
+            .unwrap();
+        for f in [weight_grad_im2col, weight_grad_shifted] {
+            let many = f(&g, &x, &delta, true);
+            assert_eq!(many, one.install(|| f(&g, &x, &delta, true)));
+        }
     }
 
     #[test]

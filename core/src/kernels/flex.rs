@@ -16,6 +16,8 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use std::mem::MaybeUninit;
 
+use super::simd::wide;
+
 use burn::tensor::{DType, Tensor, TensorData};
 
 /// The autodiff primitive of a tracked flex tensor.
@@ -97,7 +99,7 @@ pub(crate) fn par_vec(
                 x.write(0.0);
             }
             // SAFETY: every element of `c` was initialised just above.
-            f(i, unsafe { assume_init(c) });
+            wide(|| f(i, unsafe { assume_init(c) }));
         });
     // SAFETY: the chunks cover `0..n` and each was initialised above.
     unsafe { v.set_len(n) };
@@ -120,7 +122,7 @@ pub(crate) unsafe fn par_vec_uninit(
     v.spare_capacity_mut()[..n]
         .par_chunks_mut(chunk.max(1))
         .enumerate()
-        .for_each(|(i, c)| f(i, c));
+        .for_each(|(i, c)| wide(|| f(i, c)));
     // SAFETY: the chunks cover `0..n` and `f` wrote each (the caller's contract).
     unsafe { v.set_len(n) };
     v

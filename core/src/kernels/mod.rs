@@ -29,6 +29,7 @@ mod flex;
 mod gemm;
 mod pool;
 mod relu;
+mod simd;
 
 use std::cell::Cell;
 

@@ -48,18 +48,29 @@ pub(crate) fn forward(p: &Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let per = planes_per_task(p);
     let idx: Vec<u32> = {
         let fill = |t: usize, out: &mut [MaybeUninit<u32>]| {
-            for (k, o) in out.iter_mut().enumerate() {
-                let (plane, q) = ((t * per * po + k) / po, (t * per * po + k) % po);
-                let (oh, ow) = (q / wo, q % wo);
-                let src = &x[plane * hw..][..hw];
-                let mut best = (2 * oh) * p.w + 2 * ow;
-                for (di, dj) in [(0, 1), (1, 0), (1, 1)] {
-                    let i = (2 * oh + di) * p.w + 2 * ow + dj;
-                    if src[i] > src[best] || src[i].is_nan() {
-                        best = i;
+            for (k, o) in out.chunks_mut(po).enumerate() {
+                let src = &x[(t * per + k) * hw..][..hw];
+                for oh in 0..ho {
+                    let (r0, r1) = (
+                        &src[2 * oh * p.w..][..p.w],
+                        &src[(2 * oh + 1) * p.w..][..p.w],
+                    );
+                    for (ow, slot) in o[oh * wo..(oh + 1) * wo].iter_mut().enumerate() {
+                        let c = 2 * ow;
+                        // row-major window order; the first maximum wins, a NaN always
+                        let mut best = (r0[c], c);
+                        for (v, i) in [
+                            (r0[c + 1], c + 1),
+                            (r1[c], p.w + c),
+                            (r1[c + 1], p.w + c + 1),
+                        ] {
+                            if v > best.0 || v.is_nan() {
+                                best = (v, i);
+                            }
+                        }
+                        slot.write((2 * oh * p.w + best.1) as u32);
                     }
                 }
-                o.write(best as u32);
             }
         };
         let n = p.planes * po;
@@ -69,7 +80,7 @@ pub(crate) fn forward(p: &Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
             v.spare_capacity_mut()[..n]
                 .par_chunks_mut(per * po)
                 .enumerate()
-                .for_each(|(t, c)| fill(t, c));
+                .for_each(|(t, c)| super::simd::wide(|| fill(t, c)));
         }
         // SAFETY: the chunks cover `0..n` and `fill` wrote each value.
         unsafe { v.set_len(n) };
@@ -84,9 +95,12 @@ pub(crate) fn gather(p: &Pool, x: &[f32], idx: &[u32]) -> Vec<f32> {
     assert_eq!(idx.len(), p.planes * po, "max_pool: index count");
     let per = planes_per_task(p);
     let fill = |t: usize, out: &mut [MaybeUninit<f32>]| {
-        for (k, o) in out.iter_mut().enumerate() {
-            let i = t * per * po + k;
-            o.write(x[(i / po) * hw + idx[i] as usize]);
+        for (k, o) in out.chunks_mut(po).enumerate() {
+            let plane = t * per + k;
+            let src = &x[plane * hw..][..hw];
+            for (slot, &i) in o.iter_mut().zip(&idx[plane * po..][..po]) {
+                slot.write(src[i as usize]);
+            }
         }
     };
     // SAFETY: `fill` writes every value of its chunk.

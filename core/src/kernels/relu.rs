@@ -36,7 +36,7 @@ pub(crate) fn mask_bytes(mask: &FlexTensor) -> Option<FlexTensor> {
 }
 
 /// The mask of a contiguous bool flex tensor (see [`mask_bytes`]).
-fn bytes(mask: &FlexTensor) -> &[u8] {
+pub(crate) fn bytes(mask: &FlexTensor) -> &[u8] {
     let (start, end) = mask
         .layout()
         .contiguous_offsets()
@@ -51,6 +51,7 @@ impl Gate {
     }
 
     /// Applies the gate to `y`, the output values from index `at` on.
+    #[inline(always)]
     pub fn apply(&self, y: &mut [f32], at: usize) {
         match self {
             Gate::Identity => {}
