@@ -14,17 +14,29 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 
+/// Median ms of `f` (flex is eager: the product is done when `f` returns;
+/// one value is read back so nothing is left pending) and of `f` plus
+/// reading the whole product back to the host.
 fn time(name: &str, mut f: impl FnMut() -> Tensor<2>) {
-    for _ in 0..3 {
-        curvlab::backend::tensor_to_vec(&f());
-    }
-    let n = 20;
-    let t = Instant::now();
-    for _ in 0..n {
-        curvlab::backend::tensor_to_vec(&f());
-    }
-    let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    println!("{name:<44} {ms:>8.2} ms");
+    let mut run = |read_all: bool| {
+        let mut ms: Vec<f64> = (0..23)
+            .map(|_| {
+                let t = Instant::now();
+                let out = f();
+                if read_all {
+                    curvlab::backend::tensor_to_vec(&out);
+                } else {
+                    curvlab::backend::tensor_to_vec(&out.slice([0..1, 0..1]));
+                }
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .skip(3)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms[ms.len() / 2]
+    };
+    let (product, with_read) = (run(false), run(true));
+    println!("{name:<44} {product:>8.2} ms   (+ read back: {with_read:>6.2} ms)");
 }
 
 fn contiguous(t: Tensor<2>, device: &Device) -> Tensor<2> {

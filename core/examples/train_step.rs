@@ -4,7 +4,8 @@
 //! images, 10 classes, batch 128; the gradient and the finite-difference
 //! HVP over 500 examples (one chunk, BatchNorm batch statistics, as a
 //! sharpness measurement computes them); and the MLP 3072-512-512-10 train
-//! step at batch 256 (plain SGD, as `curvlab bench`).
+//! step at batch 256 (plain SGD, as `curvlab bench`) with its gradient and
+//! HVP over those 256 examples.
 //!
 //! Inputs are the real CIFAR-10 subset when `--data DIR` (default
 //! `../shared/data/cifar10-5k`) holds it, else seeded Gaussian images. Each
@@ -85,22 +86,24 @@ fn sgd(batch: usize, momentum: f64, weight_decay: f64) -> OptimConfig {
     }
 }
 
-/// The train-step, gradient and HVP workloads of one image model.
-fn image_workloads(label: &str, arch: Architecture, data: &Dataset, dev: &Device) -> Vec<Workload> {
+/// The train-step, gradient and HVP workloads of one model: the step at
+/// batch `batch` with `optim`, the gradient and the HVP over the first
+/// `measured` examples (one chunk).
+fn workloads(
+    label: &str,
+    arch: Architecture,
+    data: &Dataset,
+    optim: OptimConfig,
+    measured: usize,
+    dev: &Device,
+) -> Vec<Workload> {
     let loss = LossConfig::default();
     let model = Model::init(&arch, 0, dev).unwrap();
     println!("{label}: {} parameters", arch.num_params());
-    let mut trainer = Trainer::new(
-        model.clone(),
-        data,
-        loss.clone(),
-        sgd(128, 0.9, 5e-4),
-        1000,
-        0,
-    )
-    .unwrap();
+    let batch = optim.batch_size;
+    let mut trainer = Trainer::new(model.clone(), data, loss.clone(), optim, 1000, 0).unwrap();
     let sample: &'static Sample = Box::leak(Box::new(
-        Sample::new(&data.first(500), &loss, 1000, dev).unwrap(),
+        Sample::new(&data.first(measured), &loss, 1000, dev).unwrap(),
     ));
     let model: &'static Model = Box::leak(Box::new(model));
     let loss: &'static LossConfig = Box::leak(Box::new(loss));
@@ -129,47 +132,40 @@ fn image_workloads(label: &str, arch: Architecture, data: &Dataset, dev: &Device
     let hvp = move || settle(&op.apply_tensors(&v));
     vec![
         Workload {
-            name: format!("{label} train step (batch 128)"),
+            name: format!("{label} train step (batch {batch})"),
             run: Box::new(move || {
                 trainer.step().block().unwrap();
             }),
         },
         Workload {
-            name: format!("{label} gradient (500)"),
+            name: format!("{label} gradient ({measured})"),
             run: Box::new(grad),
         },
         Workload {
-            name: format!("{label} HVP (500)"),
+            name: format!("{label} HVP ({measured})"),
             run: Box::new(hvp),
         },
     ]
 }
 
-fn mlp_workload(data: &Dataset, dev: &Device) -> Workload {
+/// The image models' workloads: SGD with momentum 0.9 and weight decay
+/// 5e-4 at batch 128; gradient and HVP over 500 examples.
+fn image_workloads(label: &str, arch: Architecture, data: &Dataset, dev: &Device) -> Vec<Workload> {
+    workloads(label, arch, data, sgd(128, 0.9, 5e-4), 500, dev)
+}
+
+/// The benchmark MLP's (as `curvlab bench`): plain SGD at batch 256;
+/// gradient and HVP over the same 256 examples.
+fn mlp_workloads(data: &Dataset, dev: &Device) -> Vec<Workload> {
     let arch = Architecture::Mlp(Mlp {
         input_dim: 3072,
         hidden: vec![512, 512],
         classes: 10,
         activation: Activation::Relu,
     });
-    let model = Model::init(&arch, 0, dev).unwrap();
     let mut data = data.first(256);
     data.input_shape = vec![3072];
-    let mut trainer = Trainer::new(
-        model,
-        &data,
-        LossConfig::default(),
-        sgd(256, 0.0, 0.0),
-        1000,
-        0,
-    )
-    .unwrap();
-    Workload {
-        name: "MLP train step (batch 256)".into(),
-        run: Box::new(move || {
-            trainer.step().block().unwrap();
-        }),
-    }
+    workloads("MLP", arch, &data, sgd(256, 0.0, 0.0), 256, dev)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -231,7 +227,7 @@ fn main() {
         match what {
             "resnet" => work.extend(image_workloads("ResNet18-w8", image(8, false), &data, &dev)),
             "vgg" => work.extend(image_workloads("VGG11-BN-w8", image(8, true), &data, &dev)),
-            "mlp" => work.push(mlp_workload(&data, &dev)),
+            "mlp" => work.extend(mlp_workloads(&data, &dev)),
             o => panic!("unknown workload {o} (resnet, vgg, mlp)"),
         }
     }

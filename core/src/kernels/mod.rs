@@ -15,6 +15,9 @@
 //!   the affine map, the ReLU that follows it and the backward step are
 //!   fused, and run on every thread.
 //! - [`add_relu`]: a ResNet block's relu(a + b) in one pass each way.
+//! - [`linear`]: the dense layer and its gradients as one GEMM each into
+//!   uninitialised outputs (flex zero-fills its outputs first: 6 MB for
+//!   the benchmark MLP's first weight gradient, half its cost).
 //! - [`max_pool2`]: max-pool 2×2 with its argmax kept for the backward
 //!   step (flex's pooling and its scatter run ~20% of a VGG step).
 //!
@@ -27,6 +30,7 @@ mod batch_norm;
 mod conv;
 mod flex;
 mod gemm;
+mod linear;
 mod pool;
 mod relu;
 mod simd;
@@ -42,8 +46,9 @@ use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 use batch_norm::{Norm, Planes};
 use conv::{Conv, Geometry};
 use flex::{apply, flex, slice, values, Flexed};
+use linear::{Dense, Linear};
 use pool::{MaxPool, Pool};
-use relu::{AddRelu, Gate};
+use relu::{AddRelu, Gate, Relu1};
 
 thread_local! {
     static ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -120,6 +125,55 @@ pub fn conv2d_weight_grad(
         Some(Tensor::from_primitive::<Flex>(dw?))
     });
     fast.unwrap_or_else(|| module::conv2d_weight_backward(x, weight, delta, options))
+}
+
+/// A dense layer y = x·Wᵀ + b for `x` `[B, in]`, `weight` `[out, in]`,
+/// `bias` `[out]`, by the host kernels on flex (burn's matmul otherwise).
+pub fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    let [batch, inputs] = x.dims();
+    let [outputs, w_in] = weight.dims();
+    let fast = (enabled() && w_in == inputs && bias.dims() == [outputs]).then(|| {
+        let d = Dense {
+            batch,
+            inputs,
+            outputs,
+        };
+        Some(apply(
+            Linear(d),
+            [Flexed::of(&x)?, Flexed::of(&weight)?, Flexed::of(&bias)?],
+        ))
+    });
+    fast.flatten()
+        .unwrap_or_else(|| x.matmul(weight.transpose()) + bias.unsqueeze::<2>())
+}
+
+/// The parameter gradients of [`linear`] for input `x` `[B, in]` and
+/// output gradient `delta` `[B, out]`: (δᵀ·x `[out, in]`, Σ_batch δ `[out]`),
+/// by the host kernels on flex.
+pub fn linear_param_grads(x: Tensor<2>, delta: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
+    let [batch, inputs] = x.dims();
+    let outputs = delta.dims()[1];
+    let fast = enabled().then(|| {
+        let (Flexed::Plain(fx), Flexed::Plain(fd)) = (Flexed::of(&x)?, Flexed::of(&delta)?) else {
+            return None;
+        };
+        let d = Dense {
+            batch,
+            inputs,
+            outputs,
+        };
+        let (fx, fd) = (values(&fx), values(&fd));
+        let dw = linear::weight_grad(&d, slice(&fx), slice(&fd));
+        let db = linear::bias_grad(&d, slice(&fd));
+        Some((
+            Tensor::from_primitive::<Flex>(flex(dw, &[outputs, inputs])),
+            Tensor::from_primitive::<Flex>(flex(db, &[outputs])),
+        ))
+    });
+    fast.flatten().unwrap_or_else(|| {
+        let db = delta.clone().sum_dim(0).reshape([outputs]);
+        (delta.transpose().matmul(x), db)
+    })
 }
 
 /// A ReLU fused into a kernel's output (see `models::gates`).
@@ -256,6 +310,39 @@ pub fn add_relu(a: &Tensor<4>, b: &Tensor<4>, relu: Relu) -> Option<Fused> {
         stats: None,
         off,
     })
+}
+
+/// relu(x) for `x` of any shape `[B, …]` as one kernel on flex (`None`
+/// otherwise, or for [`Relu::Off`]: use burn's ops); the recorded mask is
+/// `[B, units]`.
+pub fn relu<const D: usize>(
+    x: &Tensor<D>,
+    relu: Relu,
+) -> Option<(Tensor<D>, Option<Tensor<2, Bool>>)> {
+    if !enabled() || matches!(relu, Relu::Off) {
+        return None;
+    }
+    let fx = Flexed::of(x)?;
+    let shape = x.dims();
+    let n: usize = shape.iter().product();
+    let b = shape[0].max(1);
+    let kernel = Relu1 {
+        shape: shape.to_vec(),
+        gate: gate(&relu, n)?,
+        chunk: (n / b).max(4096),
+    };
+    let y: Tensor<D> = apply(kernel, [fx]);
+    let off = match relu {
+        Relu::On { record: true } => {
+            let v = values(&Flexed::of(&y).expect("a flex kernel output").value());
+            let off = relu::off_mask(slice(&v));
+            Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(
+                TensorData::new(off, [b, n / b]),
+            )))
+        }
+        _ => None,
+    };
+    Some((y, off))
 }
 
 /// How a max-pool picks each window's input (see `models::gates`).
@@ -510,13 +597,17 @@ mod tests {
                 let runs: Vec<&str> = flex::RUNS.with(|r| r.borrow().keys().copied().collect());
                 let want: &[&str] = match (&arch, on) {
                     (_, false) => &[],
-                    (crate::models::Architecture::Resnet18(_), _) => &["AddRelu", "Conv", "Norm"],
-                    (crate::models::Architecture::Vgg11(v), _) if v.batch_norm => {
-                        &["Conv", "MaxPool", "Norm"]
+                    (crate::models::Architecture::Resnet18(_), _) => {
+                        &["AddRelu", "Conv", "Linear", "Norm"]
                     }
-                    (crate::models::Architecture::Vgg11(_), _) => &["Conv", "MaxPool"],
-                    (crate::models::Architecture::Mlp(_), _) => &[],
-                    _ => &["Conv", "MaxPool"],
+                    (crate::models::Architecture::Vgg11(v), _) if v.batch_norm => {
+                        &["Conv", "Linear", "MaxPool", "Norm"]
+                    }
+                    (crate::models::Architecture::Vgg11(_), _) => {
+                        &["Conv", "Linear", "MaxPool", "Relu1"]
+                    }
+                    (crate::models::Architecture::Mlp(_), _) => &["Linear", "Relu1"],
+                    _ => &["Conv", "Linear", "MaxPool", "Relu1"],
                 };
                 assert_eq!(runs, want, "{arch:?}");
                 (z.inner(), leaf_gradients(&ls, &grads), recorded, buffers)

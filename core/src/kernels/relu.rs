@@ -155,3 +155,52 @@ impl Kernel<2> for AddRelu {
         [want_a.then(|| d.clone()), want_b.then_some(d)]
     }
 }
+
+/// y = gate(x) (a ReLU on its own) as an autodiff kernel on x.
+#[derive(Clone, Debug)]
+pub(crate) struct Relu1 {
+    pub shape: Vec<usize>,
+    pub gate: Gate,
+    /// Values per parallel task.
+    pub chunk: usize,
+}
+
+impl Kernel<1> for Relu1 {
+    fn forward(&self, [x]: &[FlexTensor; 1]) -> FlexTensor {
+        let x = values(x);
+        let x = slice(&x);
+        let fill = |i: usize, y: &mut [MaybeUninit<f32>]| {
+            let at = i * self.chunk;
+            for (o, &v) in y.iter_mut().zip(&x[at..]) {
+                o.write(v);
+            }
+            // SAFETY: the loop above wrote every value of the chunk.
+            self.gate.apply(unsafe { assume_init(y) }, at);
+        };
+        // SAFETY: `fill` writes every value of its chunk.
+        flex(
+            unsafe { par_vec_uninit(x.len(), self.chunk, fill) },
+            &self.shape,
+        )
+    }
+
+    fn needs_output(&self) -> bool {
+        self.gate.needs_output()
+    }
+
+    fn backward(
+        &self,
+        _: &[FlexTensor; 1],
+        output: Option<&FlexTensor>,
+        grad: FlexTensor,
+        [want_x]: [bool; 1],
+    ) -> [Option<FlexTensor>; 1] {
+        let delta = values(&grad);
+        let out = output.map(values);
+        let d = match self.gate.backward(slice(&delta), out.as_ref(), self.chunk) {
+            Some(d) => flex(d, &self.shape),
+            None => delta,
+        };
+        [want_x.then_some(d)]
+    }
+}

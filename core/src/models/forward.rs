@@ -11,7 +11,7 @@
 //! `x`: `[B, d]`; stem output `z₁`: `[B, m]` (a convolution's output
 //! flattened in (c, h, w) order); logits `[B, C]`.
 
-use crate::kernels::conv2d_weight_grad;
+use crate::kernels::{conv2d_weight_grad, linear_param_grads};
 use burn::tensor::Tensor;
 
 use super::batch_norm::{batch_norm, batch_norm_relu};
@@ -204,9 +204,8 @@ pub fn stem_gradients(
         }
         _ => {
             let m = shape[0];
-            let dw = delta.clone().transpose().matmul(x).reshape([m * shape[1]]);
-            let db = delta.sum_dim(0).reshape([m]);
-            vec![dw, db]
+            let (dw, db) = linear_param_grads(x, delta);
+            vec![dw.reshape([m * shape[1]]), db]
         }
     }
 }

@@ -81,6 +81,10 @@ impl<'a> GateCursor<'a> {
             Activation::Tanh => activation::tanh(h),
             Activation::Gelu => activation::gelu(h),
             Activation::Relu => {
+                if let Some((y, off)) = kernels::relu(&h, self.fused_relu()) {
+                    self.advance(off);
+                    return y;
+                }
                 let dims = h.dims();
                 let b = dims[0];
                 let k = self.next;

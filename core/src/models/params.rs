@@ -404,7 +404,7 @@ impl<'a> Cursor<'a> {
             panic!("'{name}' is {}, not a linear layer", layer.op.what())
         };
         let w: Tensor<2> = shaped(&t[0], &self.layout.params[layer.params.start].shape);
-        h.matmul(w.transpose()) + t[1].clone().unsqueeze::<2>()
+        crate::kernels::linear(h, w, t[1].clone())
     }
 
     /// Applies the next layer, a convolution named `name`, to `h` `[B, C, H, W]`.
