@@ -362,7 +362,9 @@ pub(crate) fn weight_grad(
     delta: &[f32],
     bias: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
-    if g.stride == [1, 1] {
+    // the shifted product's rows are the kw·c_in taps of a kernel row: with
+    // fewer than one vector's worth (the 3-channel stem) im2col is faster
+    if g.stride == [1, 1] && g.kw * g.c_in >= 16 {
         weight_grad_shifted(g, x, delta, bias)
     } else {
         weight_grad_im2col(g, x, delta, bias)

@@ -47,7 +47,7 @@ use batch_norm::{Norm, Planes};
 use conv::{Conv, Geometry};
 use flex::{apply, flex, slice, values, Flexed};
 use linear::{Dense, Linear};
-use pool::{MaxPool, Pool};
+use pool::{Argmax, MaxPool, Pool};
 use relu::{AddRelu, Gate, Relu1};
 
 thread_local! {
@@ -345,6 +345,56 @@ pub fn relu<const D: usize>(
     Some((y, off))
 }
 
+/// The values of plain (untracked) flex tensors of one shape, contiguous.
+fn plain_values<const D: usize>(ts: &[&Tensor<D>]) -> Option<Vec<FlexTensor>> {
+    let dims = ts.first()?.dims();
+    ts.iter()
+        .map(|t| match Flexed::of(*t)? {
+            Flexed::Plain(p) if t.dims() == dims => Some(values(&p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `f` applied elementwise to plain flex tensors `a`, `b` of one shape, on
+/// every thread (`None` if they are not).
+fn zip_map<const D: usize>(
+    a: &Tensor<D>,
+    b: &Tensor<D>,
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) -> Option<Tensor<D>> {
+    if !enabled() {
+        return None;
+    }
+    let v = plain_values(&[a, b])?;
+    let (x, y) = (slice(&v[0]), slice(&v[1]));
+    let fill = |i: usize, o: &mut [std::mem::MaybeUninit<f32>]| {
+        let at = i * 16384;
+        for ((o, &p), &q) in o.iter_mut().zip(&x[at..]).zip(&y[at..]) {
+            o.write(f(p, q));
+        }
+    };
+    // SAFETY: `fill` writes every value of its chunk.
+    let out = unsafe { flex::par_vec_uninit(x.len(), 16384, fill) };
+    Some(Tensor::from_primitive::<Flex>(flex(out, &a.dims())))
+}
+
+/// a + b·s (`s` rounded to f32, as burn's `mul_scalar`): the same values
+/// as `a + b.mul_scalar(s)`, in one pass on every thread for plain flex
+/// tensors.
+pub fn add_scaled<const D: usize>(a: Tensor<D>, b: Tensor<D>, s: f64) -> Tensor<D> {
+    let s32 = s as f32;
+    zip_map(&a, &b, |p, q| p + q * s32).unwrap_or_else(|| a + b.mul_scalar(s))
+}
+
+/// (a − b)·s (`s` rounded to f32): the same values as
+/// `(a - b).mul_scalar(s)`, in one pass on every thread for plain flex
+/// tensors.
+pub fn scaled_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>, s: f64) -> Tensor<D> {
+    let s32 = s as f32;
+    zip_map(&a, &b, |p, q| (p - q) * s32).unwrap_or_else(|| (a - b).mul_scalar(s))
+}
+
 /// How a max-pool picks each window's input (see `models::gates`).
 pub enum PoolGate<'a> {
     /// The maximum.
@@ -373,7 +423,10 @@ pub fn max_pool2(x: &Tensor<4>, gate: PoolGate) -> Option<(Tensor<4>, Option<Ten
     let (ho, wo) = (h / 2, w / 2);
     let xv = values(&fx.value());
     let (y, idx) = match gate {
-        PoolGate::Free | PoolGate::Record => pool::forward(&pool, slice(&xv)),
+        PoolGate::Free | PoolGate::Record => {
+            let (y, idx) = pool::forward(&pool, slice(&xv));
+            (y, Argmax::Owned(std::sync::Arc::new(idx)))
+        }
         PoolGate::Fixed(t) => {
             let t: Tensor<3, Int> = t.clone();
             let p = match t.clone().try_into_primitive::<Flex>() {
@@ -381,26 +434,30 @@ pub fn max_pool2(x: &Tensor<4>, gate: PoolGate) -> Option<(Tensor<4>, Option<Ten
                 Err(_) => t.try_into_primitive::<Autodiff<Flex>>().ok()?,
             };
             let p = values(&p);
-            let idx: Vec<u32> = match p.dtype() {
-                DType::I64 => p.as_slice::<i64>()?.iter().map(|&i| i as u32).collect(),
-                DType::I32 => p.as_slice::<i32>()?.iter().map(|&i| i as u32).collect(),
+            let idx = match p.dtype() {
+                DType::I32 => Argmax::Recorded(p),
+                DType::I64 => {
+                    let v = p.as_slice::<i64>()?.iter().map(|&i| i as u32).collect();
+                    Argmax::Owned(std::sync::Arc::new(v))
+                }
                 _ => return None,
             };
-            if idx.len() != b * c * ho * wo || idx.iter().any(|&i| i as usize >= h * w) {
+            let s = idx.as_slice();
+            if s.len() != b * c * ho * wo || s.iter().any(|&i| i as usize >= h * w) {
                 return None;
             }
-            (pool::gather(&pool, slice(&xv), &idx), idx)
+            (pool::gather(&pool, slice(&xv), s), idx)
         }
     };
     let recorded = matches!(gate, PoolGate::Record).then(|| {
-        let v: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+        let v: Vec<i32> = idx.as_slice().iter().map(|&i| i as i32).collect();
         Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(v, [b, c, ho * wo])))
     });
     let kernel = MaxPool {
         pool,
         shape,
         y: flex(y, &[b, c, ho, wo]),
-        idx: std::sync::Arc::new(idx),
+        idx,
     };
     Some((apply(kernel, [fx]), recorded))
 }
@@ -642,5 +699,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The fused elementwise helpers give burn's values bit for bit, on
+    /// flex tensors and (falling back) on tracked ones.
+    #[test]
+    fn elementwise_helpers_match_burn_bit_for_bit() {
+        let mut rng = Rng::new(21);
+        let a = random([70_000], &mut rng);
+        let b = random([70_000], &mut rng);
+        let s = 1.0 / (2.0 * 3.7e-4);
+        assert_eq!(
+            tensor_to_vec(&add_scaled(a.clone(), b.clone(), s)),
+            tensor_to_vec(&(a.clone() + b.clone().mul_scalar(s)))
+        );
+        assert_eq!(
+            tensor_to_vec(&scaled_difference(a.clone(), b.clone(), s)),
+            tensor_to_vec(&(a.clone() - b.clone()).mul_scalar(s))
+        );
+        let t = a.clone().autodiff().require_grad();
+        let y = add_scaled(t.clone(), b.clone(), s);
+        let g = y.sum().backward();
+        assert_eq!(tensor_to_vec(&t.grad(&g).unwrap()), vec![1.0; 70_000]);
     }
 }

@@ -123,6 +123,34 @@ pub(crate) fn backward(p: &Pool, idx: &[u32], delta: &[f32]) -> Vec<f32> {
     })
 }
 
+/// The argmax of every window: computed here, or a recorded `i32` index
+/// tensor read in place.
+#[derive(Clone, Debug)]
+pub(crate) enum Argmax {
+    Owned(std::sync::Arc<Vec<u32>>),
+    /// A contiguous `i32` flex tensor of in-range (non-negative) indices.
+    Recorded(FlexTensor),
+}
+
+impl Argmax {
+    pub fn as_slice(&self) -> &[u32] {
+        match self {
+            Argmax::Owned(v) => v,
+            Argmax::Recorded(t) => {
+                let (a, b) = t
+                    .layout()
+                    .contiguous_offsets()
+                    .expect("a contiguous index tensor");
+                let s = &t.storage::<i32>()[a..b];
+                // SAFETY: i32 and u32 have the same size and alignment and
+                // every bit pattern is valid for both; the indices are
+                // non-negative (checked when the tensor was accepted).
+                unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u32>(), s.len()) }
+            }
+        }
+    }
+}
+
 /// Max-pool as an autodiff kernel on x: the forward values and argmax,
 /// computed before the node is built.
 #[derive(Clone, Debug)]
@@ -131,7 +159,7 @@ pub(crate) struct MaxPool {
     /// `[B, C, h, w]`
     pub shape: [usize; 4],
     pub y: FlexTensor,
-    pub idx: std::sync::Arc<Vec<u32>>,
+    pub idx: Argmax,
 }
 
 impl Kernel<1> for MaxPool {
@@ -147,7 +175,12 @@ impl Kernel<1> for MaxPool {
         [want_x]: [bool; 1],
     ) -> [Option<FlexTensor>; 1] {
         let delta = values(&grad);
-        [want_x.then(|| flex(backward(&self.pool, &self.idx, slice(&delta)), &self.shape))]
+        [want_x.then(|| {
+            flex(
+                backward(&self.pool, self.idx.as_slice(), slice(&delta)),
+                &self.shape,
+            )
+        })]
     }
 }
 
