@@ -33,6 +33,7 @@ mod gemm;
 mod linear;
 mod pool;
 mod relu;
+mod sgd;
 mod simd;
 
 use std::cell::Cell;
@@ -393,6 +394,34 @@ pub fn add_scaled<const D: usize>(a: Tensor<D>, b: Tensor<D>, s: f64) -> Tensor<
 pub fn scaled_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>, s: f64) -> Tensor<D> {
     let s32 = s as f32;
     zip_map(&a, &b, |p, q| (p - q) * s32).unwrap_or_else(|| (a - b).mul_scalar(s))
+}
+
+/// One SGD step of a parameter tensor `p` with gradient `g` and momentum
+/// buffer `buffer` (see `train::Trainer::step`): (θ′, b′), b′ when
+/// `momentum` is given, by one pass on plain flex tensors (`None`
+/// otherwise: use burn's ops).
+pub fn sgd_update(
+    p: &Tensor<1>,
+    g: &Tensor<1>,
+    buffer: Option<&Tensor<1>>,
+    lr: f64,
+    momentum: Option<f64>,
+    weight_decay: Option<f64>,
+) -> Option<(Tensor<1>, Option<Tensor<1>>)> {
+    if !enabled() {
+        return None;
+    }
+    let mut ts = vec![p, g];
+    ts.extend(buffer);
+    let v = plain_values(&ts)?;
+    let s = sgd::Sgd {
+        lr: lr as f32,
+        momentum: momentum.map(|m| m as f32),
+        weight_decay: weight_decay.map(|w| w as f32),
+    };
+    let (next, b) = sgd::update(&s, slice(&v[0]), slice(&v[1]), v.get(2).map(slice));
+    let t = |v: Vec<f32>| Tensor::from_primitive::<Flex>(flex(v, &p.dims()));
+    Some((t(next), b.map(t)))
 }
 
 /// How a max-pool picks each window's input (see `models::gates`).
