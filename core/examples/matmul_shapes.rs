@@ -1,12 +1,17 @@
-//! Times the three matmuls of an MLP layer's gradient on the CPU backend
-//! (flex), for the benchmark MLP's first layer (batch 256, 3072 → 512):
-//! the forward x·W₀ᵀ, the input gradient δ·W₀ and the weight gradient δᵀ·x.
-//! All three do the same 0.4 GFLOP. On the idle 2-core development machine
-//! (2026-11-30, four runs) the forward took 7–12 ms and the weight gradient,
-//! whose inner dimension is the batch (K = 256), 25–37 ms whatever the
-//! operands' layout (views or contiguous copies, δᵀ·x or xᵀ·δ): burn flex's
-//! matmul is ~3× slower on that shape, which is where curvlab's MLP gradient
-//! loses to JAX (README "Benchmarks").
+//! Times the three matmuls of an MLP layer's gradient with burn flex's
+//! matmul, for the benchmark MLP's first layer (batch 256, 3072 → 512): the
+//! forward x·W₀ᵀ, the input gradient δ·W₀ and the weight gradient δᵀ·x, all
+//! 0.4 GFLOP; each the product alone (one value read back) and with the
+//! whole result read back to the host.
+//!
+//! What it showed: the weight gradient, timed with its read-back, took 3×
+//! the forward (25–37 against 7–12 ms on 2026-11-30); most of that was
+//! reading back and allocating its 6 MB result, not the product. With
+//! gemm's AVX-512 kernels (burn feature `x86-v4`) the products alone take
+//! 2.7–4.6 ms (forward) and 5.5 ms (weight gradient) on the 2-core machine
+//! (2026-12-02, load ~1), of which ~2 ms is flex zero-filling the fresh
+//! output; `curvlab::kernels::linear` writes it uninitialised (MLP train
+//! step 14.6 → 9.7 ms, `examples/train_step.rs --compare`).
 //!
 //! `cargo run --release --example matmul_shapes`
 

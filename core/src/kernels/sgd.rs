@@ -41,7 +41,7 @@ pub(crate) fn update(
             d += p[i] * wd;
         }
         if let (Some(mu), Some(b)) = (s.momentum, b) {
-            d = b[i] * mu + d;
+            d += b[i] * mu; // = μb + g: IEEE addition commutes
         }
         d
     };
