@@ -170,19 +170,46 @@ pub(crate) trait Kernel<const N: usize>: Clone + Send + std::fmt::Debug + 'stati
 struct Step<K>(std::marker::PhantomData<K>);
 
 impl<K: Kernel<N>, const N: usize> Backward<Flex, N> for Step<K> {
-    type State = (K, [FlexTensor; N], Option<FlexTensor>);
+    /// The kernel, its inputs' values, its output when it needs it, and the
+    /// inputs' graph handles (to find gradients already registered for them).
+    type State = (K, [FlexTensor; N], Option<FlexTensor>, [Tracked; N]);
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (kernel, inputs, output) = ops.state;
+        let (kernel, inputs, output, handles) = ops.state;
         let wanted = ops.parents.each_ref().map(Option::is_some);
         let out = kernel.backward(&inputs, output.as_ref(), grad, wanted);
-        for (parent, g) in ops.parents.into_iter().zip(out) {
+        for ((parent, g), handle) in ops.parents.into_iter().zip(out).zip(&handles) {
             if let (Some(node), Some(g)) = (parent, g) {
+                // a tensor used twice (a ResNet block's input) gets the sum
+                // of its gradients: burn's registry would add them in one
+                // thread; the same sum, g + earlier, on every thread
+                let g = match grads.remove::<Flex>(handle) {
+                    Some(earlier) => sum(&g, &earlier),
+                    None => g,
+                };
                 grads.register::<Flex>(node.id, g);
             }
         }
     }
+}
+
+/// a + b elementwise (same shape; burn's `float_add` values) in parallel
+/// chunks.
+fn sum(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
+    let (a, b) = (values(a), values(b));
+    let (x, y) = (slice(&a), slice(&b));
+    assert_eq!(x.len(), y.len(), "gradient sum: shapes differ");
+    const CHUNK: usize = 16384;
+    let fill = |i: usize, o: &mut [MaybeUninit<f32>]| {
+        let at = i * CHUNK;
+        for ((o, &p), &q) in o.iter_mut().zip(&x[at..]).zip(&y[at..]) {
+            o.write(p + q);
+        }
+    };
+    // SAFETY: `fill` writes every value of its chunk.
+    let v = unsafe { par_vec_uninit(x.len(), CHUNK, fill) };
+    FlexTensor::from_data(TensorData::new(v, a.layout().shape().to_vec()))
 }
 
 #[cfg(test)]
@@ -213,6 +240,7 @@ pub(crate) fn apply<K: Kernel<N>, const N: usize, const D: usize>(
     }
     let tracked = inputs.map(Flexed::into_tracked);
     let nodes = tracked.each_ref().map(|t| t.node());
+    let handles = tracked.clone();
     let values = tracked.map(<Autodiff<Flex> as burn::backend::AutodiffBackend>::inner);
     let out = match Step::<K>(std::marker::PhantomData)
         .prepare::<NoCheckpointing>(nodes)
@@ -222,7 +250,7 @@ pub(crate) fn apply<K: Kernel<N>, const N: usize, const D: usize>(
         OpsKind::Tracked(prep) => {
             let out = kernel.forward(&values);
             let keep = kernel.needs_output().then(|| out.clone());
-            prep.finish((kernel, values, keep), out)
+            prep.finish((kernel, values, keep, handles), out)
         }
         OpsKind::UnTracked(prep) => prep.finish(kernel.forward(&values)),
     };
