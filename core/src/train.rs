@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::augment::AugmentConfig;
 use crate::backend::read_vec;
 use crate::data::Dataset;
-use crate::kernels::sgd_update;
+use crate::kernels::{select_rows, sgd_update};
 use crate::loss::LossConfig;
 use crate::models::{forward_bn, Bn, Gates, Model, BN_MOMENTUM};
 use crate::objective::{leaf_gradients, leaves, loss_and_gradient_tensors, Sample};
@@ -284,6 +284,9 @@ impl Trainer {
                 return Ok(Batch::Full);
             };
             let (x_all, t_all) = self.x_all.as_ref().expect("uploaded for SGD");
+            if let (Some(x), Some(t)) = (select_rows(x_all, &idx), select_rows(t_all, &idx)) {
+                return Ok(Batch::Rows(x, t));
+            }
             let ids = Tensor::<1, Int>::from_data(
                 TensorData::new(
                     idx.iter().map(|&i| i as i64).collect::<Vec<_>>(),

@@ -424,6 +424,29 @@ pub fn sgd_update(
     Some((t(next), b.map(t)))
 }
 
+/// Rows `rows` of `x` `[N, d]` (burn's `select(0, ·)`), copied in parallel
+/// for a plain flex tensor (`None` otherwise, or for an index out of range).
+pub fn select_rows(x: &Tensor<2>, rows: &[usize]) -> Option<Tensor<2>> {
+    let [n, d] = x.dims();
+    if !enabled() || rows.iter().any(|&r| r >= n) {
+        return None;
+    }
+    let v = plain_values(&[x])?;
+    let src = slice(&v[0]);
+    let per = (16384 / d.max(1)).max(1);
+    let fill = |t: usize, out: &mut [std::mem::MaybeUninit<f32>]| {
+        for (k, row) in out.chunks_mut(d).enumerate() {
+            let r = rows[t * per + k];
+            for (o, &s) in row.iter_mut().zip(&src[r * d..][..d]) {
+                o.write(s);
+            }
+        }
+    };
+    // SAFETY: chunk t holds whole rows t·per.., each written above.
+    let out = unsafe { flex::par_vec_uninit(rows.len() * d, per * d, fill) };
+    Some(Tensor::from_primitive::<Flex>(flex(out, &[rows.len(), d])))
+}
+
 /// How a max-pool picks each window's input (see `models::gates`).
 pub enum PoolGate<'a> {
     /// The maximum.
@@ -750,5 +773,21 @@ mod tests {
         let y = add_scaled(t.clone(), b.clone(), s);
         let g = y.sum().backward();
         assert_eq!(tensor_to_vec(&t.grad(&g).unwrap()), vec![1.0; 70_000]);
+    }
+
+    #[test]
+    fn select_rows_is_burns_select() {
+        let mut rng = Rng::new(2);
+        let x = random([9, 7], &mut rng);
+        let rows = [4usize, 0, 8, 4];
+        let ids = Tensor::<1, Int>::from_data(
+            TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [4]),
+            &Device::flex(),
+        );
+        assert_eq!(
+            tensor_to_vec(&select_rows(&x, &rows).unwrap()),
+            tensor_to_vec(&x.clone().select(0, ids))
+        );
+        assert!(select_rows(&x, &[9]).is_none());
     }
 }
