@@ -122,6 +122,7 @@ pub fn conv2d_weight_grad(
         let (Flexed::Plain(fx), Flexed::Plain(fd)) = (Flexed::of(&x)?, Flexed::of(&delta)?) else {
             return None;
         };
+        // only the weight gradient: the weight argument (read for ∂x alone) is unused
         let [_, dw, _] = Conv(g).grads(&fx, &fx, fd, [false, true, false]);
         Some(Tensor::from_primitive::<Flex>(dw?))
     });
