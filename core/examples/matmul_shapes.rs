@@ -1,12 +1,17 @@
-//! Times the three matmuls of an MLP layer's gradient on the CPU backend
-//! (flex), for the benchmark MLP's first layer (batch 256, 3072 → 512):
-//! the forward x·W₀ᵀ, the input gradient δ·W₀ and the weight gradient δᵀ·x.
-//! All three do the same 0.4 GFLOP. On the idle 2-core development machine
-//! (2026-11-30, four runs) the forward took 7–12 ms and the weight gradient,
-//! whose inner dimension is the batch (K = 256), 25–37 ms whatever the
-//! operands' layout (views or contiguous copies, δᵀ·x or xᵀ·δ): burn flex's
-//! matmul is ~3× slower on that shape, which is where curvlab's MLP gradient
-//! loses to JAX (README "Benchmarks").
+//! Times the three matmuls of an MLP layer's gradient with burn flex's
+//! matmul, for the benchmark MLP's first layer (batch 256, 3072 → 512): the
+//! forward x·W₀ᵀ, the input gradient δ·W₀ and the weight gradient δᵀ·x, all
+//! 0.4 GFLOP; each the product alone (one value read back) and with the
+//! whole result read back to the host.
+//!
+//! What it showed: the weight gradient, timed with its read-back, took 3×
+//! the forward (25–37 against 7–12 ms on 2026-11-30); most of that was
+//! reading back and allocating its 6 MB result, not the product. With
+//! gemm's AVX-512 kernels (burn feature `x86-v4`) the products alone take
+//! 2.7–4.6 ms (forward) and 5.5 ms (weight gradient) on the 2-core machine
+//! (2026-12-02, load ~1), of which ~2 ms is flex zero-filling the fresh
+//! output; `curvlab::kernels::linear` writes it uninitialised (MLP train
+//! step 14.6 → 9.7 ms, `examples/train_step.rs --compare`).
 //!
 //! `cargo run --release --example matmul_shapes`
 
@@ -14,17 +19,29 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 
+/// Median ms of `f` (flex is eager: the product is done when `f` returns;
+/// one value is read back so nothing is left pending) and of `f` plus
+/// reading the whole product back to the host.
 fn time(name: &str, mut f: impl FnMut() -> Tensor<2>) {
-    for _ in 0..3 {
-        curvlab::backend::tensor_to_vec(&f());
-    }
-    let n = 20;
-    let t = Instant::now();
-    for _ in 0..n {
-        curvlab::backend::tensor_to_vec(&f());
-    }
-    let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    println!("{name:<44} {ms:>8.2} ms");
+    let mut run = |read_all: bool| {
+        let mut ms: Vec<f64> = (0..23)
+            .map(|_| {
+                let t = Instant::now();
+                let out = f();
+                if read_all {
+                    curvlab::backend::tensor_to_vec(&out);
+                } else {
+                    curvlab::backend::tensor_to_vec(&out.slice([0..1, 0..1]));
+                }
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .skip(3)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms[ms.len() / 2]
+    };
+    let (product, with_read) = (run(false), run(true));
+    println!("{name:<44} {product:>8.2} ms   (+ read back: {with_read:>6.2} ms)");
 }
 
 fn contiguous(t: Tensor<2>, device: &Device) -> Tensor<2> {

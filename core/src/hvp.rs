@@ -23,6 +23,7 @@ use burn::tensor::{activation, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::read_vec;
+use crate::kernels::{add_scaled, scaled_difference};
 use crate::loss::{LossConfig, LossKind};
 use crate::models::{
     forward_from_stem, stem, stem_gradients, stem_param_count, Architecture, Bn, BnMode, Gate,
@@ -177,7 +178,7 @@ impl<'a> HessianOperator<'a> {
         let eps = self.eps;
         let shifted = |alpha: f64| {
             map_after_stem(self.params, n_stem, |i, p| {
-                (p.clone() + v[i].clone().mul_scalar(alpha))
+                add_scaled(p.clone(), v[i].clone(), alpha)
                     .autodiff()
                     .require_grad()
             })
@@ -190,7 +191,7 @@ impl<'a> HessianOperator<'a> {
             let u = stem(arch, v, ch.x.clone());
             // one ±ε pass from the stem: δ₁ and the gradients of the later layers
             let pass = |leaves: &[Tensor<1>], sign: f64| {
-                let z1 = (self.stems[ci].clone() + u.clone().mul_scalar(sign * eps))
+                let z1 = add_scaled(self.stems[ci].clone(), u.clone(), sign * eps)
                     .autodiff()
                     .require_grad();
                 let z = forward_from_stem(
@@ -211,8 +212,13 @@ impl<'a> HessianOperator<'a> {
             };
             let (dp, gp) = pass(&plus, 1.0);
             let (dm, gm) = pass(&minus, -1.0);
-            let mut hv = stem_gradients(arch, self.params, ch.x.clone(), (dp - dm).mul_scalar(inv));
-            hv.extend(gp.into_iter().zip(gm).map(|(a, b)| (a - b).mul_scalar(inv)));
+            let delta = scaled_difference(dp, dm, inv);
+            let mut hv = stem_gradients(arch, self.params, ch.x.clone(), delta);
+            hv.extend(
+                gp.into_iter()
+                    .zip(gm)
+                    .map(|(a, b)| scaled_difference(a, b, inv)),
+            );
             add_into(&mut acc, hv);
         }
         acc.expect("sample has at least one chunk")

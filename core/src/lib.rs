@@ -46,6 +46,7 @@ pub mod factors;
 pub mod folds;
 pub mod hvp;
 pub mod jacobian;
+pub mod kernels;
 pub mod lanczos;
 pub mod layers;
 pub mod linalg;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::augment::AugmentConfig;
 use crate::backend::read_vec;
 use crate::data::Dataset;
+use crate::kernels::{select_rows, sgd_update};
 use crate::loss::LossConfig;
 use crate::models::{forward_bn, Bn, Gates, Model, BN_MOMENTUM};
 use crate::objective::{leaf_gradients, leaves, loss_and_gradient_tensors, Sample};
@@ -283,6 +284,9 @@ impl Trainer {
                 return Ok(Batch::Full);
             };
             let (x_all, t_all) = self.x_all.as_ref().expect("uploaded for SGD");
+            if let (Some(x), Some(t)) = (select_rows(x_all, &idx), select_rows(t_all, &idx)) {
+                return Ok(Batch::Rows(x, t));
+            }
             let ids = Tensor::<1, Int>::from_data(
                 TensorData::new(
                     idx.iter().map(|&i| i as i64).collect::<Vec<_>>(),
@@ -365,6 +369,39 @@ impl Trainer {
         (loss, grad)
     }
 
+    /// θ ← θ − η·b with g ← g + λθ, b ← μb + g, in burn's ops (any
+    /// backend; [`sgd_update`] computes the same values in one pass on flex).
+    fn update_composed(&mut self, mut g: Vec<Tensor<1>>, lr: f64) {
+        if self.optim.weight_decay > 0.0 {
+            g = g
+                .into_iter()
+                .zip(&self.model.params)
+                .map(|(gi, p)| gi + p.clone().mul_scalar(self.optim.weight_decay))
+                .collect();
+        }
+        let dir = if self.optim.momentum > 0.0 {
+            let v = match self.velocity.take() {
+                None => g,
+                Some(v) => v
+                    .into_iter()
+                    .zip(g)
+                    .map(|(vi, gi)| vi.mul_scalar(self.optim.momentum) + gi)
+                    .collect(),
+            };
+            self.velocity = Some(v.clone());
+            v
+        } else {
+            g
+        };
+        self.model.params = self
+            .model
+            .params
+            .iter()
+            .zip(dir)
+            .map(|(p, d)| p.clone() - d.mul_scalar(lr))
+            .collect();
+    }
+
     /// One optimiser step.
     pub async fn step(&mut self) -> Result<StepMetrics> {
         let batch = self.draw()?;
@@ -387,35 +424,35 @@ impl Trainer {
                 .collect();
             g = self.gradient_at(&perturbed, &batch, false).1;
         }
-        if self.optim.weight_decay > 0.0 {
-            g = g
-                .into_iter()
-                .zip(&self.model.params)
-                .map(|(gi, p)| gi + p.clone().mul_scalar(self.optim.weight_decay))
-                .collect();
-        }
-        let dir = if self.optim.momentum > 0.0 {
-            let v = match self.velocity.take() {
-                None => g,
-                Some(v) => v
-                    .into_iter()
-                    .zip(g)
-                    .map(|(vi, gi)| vi.mul_scalar(self.optim.momentum) + gi)
-                    .collect(),
-            };
-            self.velocity = Some(v.clone());
-            v
-        } else {
-            g
-        };
         let lr = self.lr();
-        self.model.params = self
+        let (mu, wd) = (self.optim.momentum, self.optim.weight_decay);
+        let fused: Option<Vec<(Tensor<1>, Option<Tensor<1>>)>> = self
             .model
             .params
             .iter()
-            .zip(dir)
-            .map(|(p, d)| p.clone() - d.mul_scalar(lr))
+            .zip(&g)
+            .enumerate()
+            .map(|(i, (p, gi))| {
+                let b = self.velocity.as_ref().map(|v| &v[i]);
+                sgd_update(
+                    p,
+                    gi,
+                    b,
+                    lr,
+                    (mu > 0.0).then_some(mu),
+                    (wd > 0.0).then_some(wd),
+                )
+            })
             .collect();
+        if let Some(fused) = fused {
+            let (params, buffers): (Vec<_>, Vec<_>) = fused.into_iter().unzip();
+            self.model.params = params;
+            if mu > 0.0 {
+                self.velocity = buffers.into_iter().collect();
+            }
+        } else {
+            self.update_composed(g, lr);
+        }
         self.step += 1;
         Ok(StepMetrics { loss, lr })
     }
@@ -495,6 +532,7 @@ fn upload_all(train: &Dataset, loss: &LossConfig, device: &Device) -> (Tensor<2>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::tensor_to_vec;
     use crate::models::{Activation, Architecture, Mlp};
     use crate::Block;
 
@@ -602,6 +640,42 @@ mod tests {
         }
         for (got, want) in host[1].iter().zip([0.975f32, 0.0]) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    /// The fused update (`kernels::sgd_update`) gives the composed ops'
+    /// values bit for bit, with and without momentum (first step and later)
+    /// and weight decay.
+    #[test]
+    fn fused_update_equals_the_composed_one() {
+        let dev = Device::flex();
+        let mut rng = Rng::new(8);
+        let mut t = |n: usize| {
+            let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            Tensor::<1>::from_data(TensorData::new(v, [n]), &dev)
+        };
+        let (p, g, b) = (t(40_000), t(40_000), t(40_000));
+        let lr = 0.1;
+        for (mu, wd) in [(0.9, 5e-4), (0.0, 1e-3), (0.5, 0.0), (0.0, 0.0)] {
+            for buffer in [None, Some(&b)] {
+                let (mo, wo) = ((mu > 0.0).then_some(mu), (wd > 0.0).then_some(wd));
+                let (p1, b1) = crate::kernels::sgd_update(&p, &g, buffer, lr, mo, wo).unwrap();
+                let mut gi = g.clone();
+                if wd > 0.0 {
+                    gi = gi + p.clone().mul_scalar(wd);
+                }
+                let d = match (mo, buffer) {
+                    (Some(m), Some(v)) => v.clone().mul_scalar(m) + gi,
+                    _ => gi,
+                };
+                let p2 = p.clone() - d.clone().mul_scalar(lr);
+                assert_eq!(tensor_to_vec(&p1), tensor_to_vec(&p2), "μ {mu}, λ {wd}");
+                if mo.is_some() {
+                    assert_eq!(tensor_to_vec(&b1.unwrap()), tensor_to_vec(&d));
+                } else {
+                    assert!(b1.is_none());
+                }
+            }
         }
     }
 

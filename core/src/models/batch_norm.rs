@@ -12,7 +12,9 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{Architecture, Model};
+use super::gates::GateCursor;
+use super::{Activation, Architecture, Model};
+use crate::kernels::{Fused, Relu};
 
 /// BatchNorm momentum (PyTorch's default): running ← (1 − m)·running + m·batch.
 pub const BN_MOMENTUM: f64 = 0.1;
@@ -83,6 +85,61 @@ pub(crate) fn batch_norm(
     bn: &mut Bn,
     slot: usize,
 ) -> Tensor<4> {
+    match fused(&h, &gamma, &beta, bn, slot, Relu::Off) {
+        Some(f) => f.y,
+        None => composed(h, gamma, beta, bn, slot),
+    }
+}
+
+/// [`batch_norm`] followed by a ReLU through `gates` (the next gate), as one
+/// kernel where the kernels run (see [`crate::kernels`]).
+pub(crate) fn batch_norm_relu(
+    h: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    bn: &mut Bn,
+    slot: usize,
+    gates: &mut GateCursor,
+) -> Tensor<4> {
+    match fused(&h, &gamma, &beta, bn, slot, gates.fused_relu()) {
+        Some(f) => {
+            gates.advance(f.off);
+            f.y
+        }
+        None => gates.act(composed(h, gamma, beta, bn, slot), Activation::Relu),
+    }
+}
+
+/// BatchNorm (and `relu`) by the fused kernel, updating the running
+/// statistics as `bn` says; `None` where the kernels do not run.
+fn fused(
+    h: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    bn: &mut Bn,
+    slot: usize,
+    relu: Relu,
+) -> Option<Fused> {
+    let running = match bn {
+        Bn::Running(buf) => Some((&buf[2 * slot], &buf[2 * slot + 1])),
+        Bn::Batch | Bn::Update { .. } => None,
+    };
+    let mut f = crate::kernels::batch_norm(h, gamma, beta, running, BN_EPS, relu)?;
+    if let (Bn::Update { buffers, momentum }, Some((mean, var))) = (bn, f.stats.take()) {
+        let [b, _, hh, ww] = h.dims();
+        update_running(buffers, slot, *momentum, mean, var, b * hh * ww);
+    }
+    Some(f)
+}
+
+/// BatchNorm composed from burn's ops (any backend).
+fn composed(
+    h: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    bn: &mut Bn,
+    slot: usize,
+) -> Tensor<4> {
     let [b, c, hh, ww] = h.dims();
     let (mean, var): (Tensor<1>, Tensor<1>) = match bn {
         Bn::Running(buf) => (buf[2 * slot].clone(), buf[2 * slot + 1].clone()),
@@ -95,15 +152,8 @@ pub(crate) fn batch_norm(
                 .mean_dim(1)
                 .reshape([c]);
             if let Bn::Update { buffers, momentum } = bn {
-                let m = *momentum;
-                let unbiased = var
-                    .clone()
-                    .inner()
-                    .mul_scalar(n as f64 / (n as f64 - 1.0).max(1.0));
-                buffers[2 * slot] = buffers[2 * slot].clone().mul_scalar(1.0 - m)
-                    + mean.clone().inner().mul_scalar(m);
-                buffers[2 * slot + 1] =
-                    buffers[2 * slot + 1].clone().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
+                let (m, v) = (mean.clone().inner(), var.clone().inner());
+                update_running(buffers, slot, *momentum, m, v, n);
             }
             (mean, var)
         }
@@ -111,6 +161,23 @@ pub(crate) fn batch_norm(
     let scale = gamma / var.add_scalar(BN_EPS).sqrt();
     let shift = beta - mean * scale.clone();
     h * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+}
+
+/// PyTorch's running-statistics update of layer `slot` from a batch of `n`
+/// values per channel with mean `mean` and biased variance `var`:
+/// running ← (1 − m)·running + m·batch, the variance unbiased (n/(n − 1)).
+fn update_running(
+    buffers: &mut [Tensor<1>],
+    slot: usize,
+    m: f64,
+    mean: Tensor<1>,
+    var: Tensor<1>,
+    n: usize,
+) {
+    let unbiased = var.mul_scalar(n as f64 / (n as f64 - 1.0).max(1.0));
+    buffers[2 * slot] = buffers[2 * slot].clone().mul_scalar(1.0 - m) + mean.mul_scalar(m);
+    buffers[2 * slot + 1] =
+        buffers[2 * slot + 1].clone().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
 }
 
 #[cfg(test)]

@@ -11,13 +11,14 @@
 //! `x`: `[B, d]`; stem output `z₁`: `[B, m]` (a convolution's output
 //! flattened in (c, h, w) order); logits `[B, C]`.
 
-use burn::tensor::module::conv2d_weight_backward;
+use crate::kernels::{conv2d_weight_grad, linear_param_grads};
 use burn::tensor::Tensor;
 
-use super::batch_norm::batch_norm;
+use super::batch_norm::{batch_norm, batch_norm_relu};
 use super::gates::GateCursor;
 use super::params::{Cursor, Input, Layout, Op};
 use super::{Activation, Architecture, Bn, Gates};
+use crate::kernels::add_relu;
 
 /// One forward pass in progress: the parameters (taken by layer name, in
 /// declaration order), the gates and the BatchNorm mode. A model's
@@ -57,6 +58,26 @@ impl<'a, 'b> Pass<'a, 'b> {
     pub fn batch_norm(&mut self, name: &str, h: Tensor<4>) -> Tensor<4> {
         let (gamma, beta, slot) = self.params.batch_norm(name);
         batch_norm(h, gamma, beta, self.bn, slot)
+    }
+
+    /// The next layer, BatchNorm named `name`, applied to `h`, then ReLU
+    /// through the pass's gates: `relu(batch_norm(name, h))`, as one kernel
+    /// where the kernels run.
+    pub fn batch_norm_relu(&mut self, name: &str, h: Tensor<4>) -> Tensor<4> {
+        let (gamma, beta, slot) = self.params.batch_norm(name);
+        batch_norm_relu(h, gamma, beta, self.bn, slot, &mut self.gates)
+    }
+
+    /// ReLU of `a + b` through the pass's gates (a residual sum), as one
+    /// kernel where the kernels run.
+    pub fn add_relu(&mut self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+        match add_relu(&a, &b, self.gates.fused_relu()) {
+            Some(f) => {
+                self.gates.advance(f.off);
+                f.y
+            }
+            None => self.relu(a + b),
+        }
     }
 
     /// `a` elementwise (ReLU through the pass's gates).
@@ -172,7 +193,7 @@ pub fn stem_gradients(
                 .reshape([shape[0], shape[1], shape[2], shape[3]]);
             let d4: Tensor<4> = delta.reshape([b, co, ho, wo]);
             let dw =
-                conv2d_weight_backward(x.reshape([b, c, h, w]), weight, d4.clone(), conv.options())
+                conv2d_weight_grad(x.reshape([b, c, h, w]), weight, d4.clone(), conv.options())
                     .reshape([co * shape[1] * shape[2] * shape[3]]);
             let mut out = vec![dw];
             if conv.bias {
@@ -183,9 +204,8 @@ pub fn stem_gradients(
         }
         _ => {
             let m = shape[0];
-            let dw = delta.clone().transpose().matmul(x).reshape([m * shape[1]]);
-            let db = delta.sum_dim(0).reshape([m]);
-            vec![dw, db]
+            let (dw, db) = linear_param_grads(x, delta);
+            vec![dw.reshape([m * shape[1]]), db]
         }
     }
 }

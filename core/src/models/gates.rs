@@ -13,6 +13,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::{self, PoolGate, Relu};
 use crate::{Error, Result};
 
 /// Hidden-unit nonlinearity.
@@ -80,6 +81,10 @@ impl<'a> GateCursor<'a> {
             Activation::Tanh => activation::tanh(h),
             Activation::Gelu => activation::gelu(h),
             Activation::Relu => {
+                if let Some((y, off)) = kernels::relu(&h, self.fused_relu()) {
+                    self.advance(off);
+                    return y;
+                }
                 let dims = h.dims();
                 let b = dims[0];
                 let k = self.next;
@@ -101,11 +106,63 @@ impl<'a> GateCursor<'a> {
         }
     }
 
+    /// The next ReLU gate, for a kernel that fuses the ReLU
+    /// ([`crate::kernels::Relu`]); [`GateCursor::advance`] moves past it.
+    ///
+    /// # Panics
+    /// With fixed gates, if the next one is a pool gate.
+    pub(crate) fn fused_relu(&self) -> Relu<'a> {
+        match &self.gates {
+            Gates::Free => Relu::On { record: false },
+            Gates::Record(_) => Relu::On { record: true },
+            Gates::Fixed(list) => {
+                let list: &'a [Gate] = list;
+                match &list[self.next] {
+                    Gate::Off(off) => Relu::Fixed(off),
+                    Gate::Pool(_) => {
+                        panic!("gate {} is a pool gate, expected a ReLU gate", self.next)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves past the ReLU gate a fused kernel applied; `off`: its mask
+    /// when recording.
+    ///
+    /// # Panics
+    /// When recording without a mask.
+    pub(crate) fn advance(&mut self, off: Option<Tensor<2, Bool>>) {
+        match &mut self.gates {
+            Gates::Free => return,
+            Gates::Record(list) => list.push(Gate::Off(off.expect("a recorded ReLU mask"))),
+            Gates::Fixed(_) => {}
+        }
+        self.next += 1;
+    }
+
     /// Max-pool 2×2, stride 2, through the next gate.
     pub(crate) fn max_pool(&mut self, h: Tensor<4>) -> Tensor<4> {
         let [b, c, hh, ww] = h.dims();
         let opts = MaxPoolOptions::new([2, 2]);
         let k = self.next;
+        let gate = match &self.gates {
+            Gates::Free => PoolGate::Free,
+            Gates::Record(_) => PoolGate::Record,
+            Gates::Fixed(list) => match &list[k] {
+                Gate::Pool(idx) => PoolGate::Fixed(idx),
+                Gate::Off(_) => panic!("gate {k} is a ReLU gate, expected a pool gate"),
+            },
+        };
+        if let Some((out, idx)) = kernels::max_pool2(&h, gate) {
+            match &mut self.gates {
+                Gates::Free => return out,
+                Gates::Record(list) => list.push(Gate::Pool(idx.expect("a recorded argmax"))),
+                Gates::Fixed(_) => {}
+            }
+            self.next += 1;
+            return out;
+        }
         let out = match &mut self.gates {
             Gates::Free => return max_pool2d(h, opts),
             Gates::Record(list) => {

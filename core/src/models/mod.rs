@@ -558,7 +558,7 @@ impl Model {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small dataset of 3×32×32 images with 4 classes (shape only).

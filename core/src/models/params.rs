@@ -19,7 +19,6 @@
 
 use std::ops::Range;
 
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
@@ -405,7 +404,7 @@ impl<'a> Cursor<'a> {
             panic!("'{name}' is {}, not a linear layer", layer.op.what())
         };
         let w: Tensor<2> = shaped(&t[0], &self.layout.params[layer.params.start].shape);
-        h.matmul(w.transpose()) + t[1].clone().unsqueeze::<2>()
+        crate::kernels::linear(h, w, t[1].clone())
     }
 
     /// Applies the next layer, a convolution named `name`, to `h` `[B, C, H, W]`.
@@ -415,7 +414,7 @@ impl<'a> Cursor<'a> {
             panic!("'{name}' is {}, not a convolution", layer.op.what())
         };
         let w: Tensor<4> = shaped(&t[0], &self.layout.params[layer.params.start].shape);
-        conv2d(h, w, c.bias.then(|| t[1].clone()), c.options())
+        crate::kernels::conv2d(h, w, c.bias.then(|| t[1].clone()), c.options())
     }
 
     /// Takes the next layer, a BatchNorm layer named `name`: its weight γ,

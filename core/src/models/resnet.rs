@@ -171,14 +171,12 @@ impl Net for Resnet18 {
 
     fn forward_from_stem(&self, z1: Tensor<2>, p: &mut Pass) -> Tensor<2> {
         let h = p.stem_image(z1);
-        let h = p.batch_norm("bn1", h);
-        let mut h = p.relu(h);
+        let mut h = p.batch_norm_relu("bn1", h);
         for b in self.blocks() {
             let n = &b.name;
             let identity = h.clone();
             let o = p.conv(&format!("{n}.conv1"), h);
-            let o = p.batch_norm(&format!("{n}.bn1"), o);
-            let o = p.relu(o);
+            let o = p.batch_norm_relu(&format!("{n}.bn1"), o);
             let o = p.conv(&format!("{n}.conv2"), o);
             let o = p.batch_norm(&format!("{n}.bn2"), o);
             let shortcut = if b.downsamples() {
@@ -187,7 +185,7 @@ impl Net for Resnet18 {
             } else {
                 identity
             };
-            h = p.relu(o + shortcut);
+            h = p.add_relu(o, shortcut);
         }
         let [b, c, _, _] = h.dims();
         let pooled: Tensor<2> = h.mean_dim(3).mean_dim(2).reshape([b, c]);

@@ -197,12 +197,12 @@ impl Net for Vgg11 {
                 h = p.conv(&format!("features.{idx}"), h);
             }
             if self.batch_norm {
-                h = p.batch_norm(&format!("features.{}", idx + 1), h);
+                h = p.batch_norm_relu(&format!("features.{}", idx + 1), h);
                 idx += 3;
             } else {
+                h = p.relu(h);
                 idx += 2;
             }
-            h = p.relu(h);
         }
         p.linear("classifier", h.reshape([b as i64, -1]))
     }
