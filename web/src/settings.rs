@@ -808,7 +808,7 @@ pub static FIELDS: &[Field] = &[
     num_field!(
         "batch",
         "Batch size (0 = full batch)",
-        "B",
+        "batch",
         "optim",
         always,
         usize,
@@ -1062,6 +1062,8 @@ impl PageState {
                 "embed" => st.embed = v != "0",
                 "autoplay" => st.autoplay = v != "0",
                 "show" => st.show = split_list(&v),
+                // The guided story's step (read by the page, not a setting).
+                "story" => {}
                 _ => controls.push((k, v)),
             }
         }
