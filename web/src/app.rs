@@ -64,10 +64,10 @@ impl RunView {
     }
 }
 
-/// CIFAR-10's class names (the image panel's captions).
+/// CIFAR-10's class names, short (the image panel's captions).
 const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
+    "plane",
+    "car",
     "bird",
     "cat",
     "deer",

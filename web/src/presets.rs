@@ -65,9 +65,10 @@ pub static PRESETS: &[Preset] = &[
     Preset {
         name: "weight-decay",
         title: "Weight decay",
-        blurb: "Weight decay λ = 0, 0.001, 0.01 pulls the weights towards zero, which limits the \
-                Jacobian norm and the sharpening that comes with it.",
-        query: "data=synthetic&loss=square&ls=0&vary=wd&values=0,0.001,0.01",
+        blurb: "Weight decay λ = 0, 0.003, 0.01 pulls the weights towards zero, which limits the \
+                Jacobian norm and the sharpening that comes with it (CPU scale, step 1200: \
+                sharpness 20.5, 17.7, 9.5; max‖J‖ 1.27, 1.04, 0.71).",
+        query: "data=synthetic&loss=square&ls=0&vary=wd&values=0,0.003,0.01",
     },
     Preset {
         name: "batch-size",

@@ -15,11 +15,11 @@ use crate::plot::{fmt_num, PALETTE};
 use crate::protocol::Thumb;
 
 /// View box (square plot area plus a caption).
-pub const WIDTH: f64 = 420.0;
+pub const WIDTH: f64 = 400.0;
 pub const HEIGHT: f64 = 300.0;
 const FONT: f64 = 15.0;
 const TOP: f64 = 32.0;
-const SIDE: f64 = 218.0;
+const SIDE: f64 = 210.0;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
@@ -49,7 +49,7 @@ pub fn plane_svg(
 ) -> String {
     let mut out = String::new();
     open(&mut out, "Decision regions and the largest ‖J‖");
-    let x0 = (WIDTH - SIDE) / 2.0 - 80.0;
+    let x0 = 14.0;
     let Some(g) = regions else {
         let _ = write!(
             out,
@@ -115,7 +115,7 @@ pub fn plane_svg(
         let (cx, cy) = (px(f64::from(p[0])), py(f64::from(p[1])));
         let _ = write!(
             out,
-            r##"<g class="top-jacobian"><circle cx="{cx:.1}" cy="{cy:.1}" r="7.5" fill="none" stroke="#000" stroke-width="2"><title>example {i} (class {k}): ‖J‖ = {n}, rank {r}</title></circle><text x="{tx:.1}" y="{ty:.1}" font-size="13" font-weight="700" fill="#000">{r}</text></g>"##,
+            r##"<g class="top-jacobian"><circle cx="{cx:.1}" cy="{cy:.1}" r="7.5" fill="none" stroke="#000" stroke-width="2"><title>example {i} (class {k}): ‖J‖ = {n}, rank {r}</title></circle><text x="{tx:.1}" y="{ty:.1}" font-size="14" font-weight="700" fill="#000">{r}</text></g>"##,
             i = e.index,
             k = e.label,
             n = fmt_num(e.norm),
@@ -127,33 +127,32 @@ pub fn plane_svg(
     // The key, right of the plane.
     let kx = x0 + SIDE + 14.0;
     let lines = [
-        "ringed: the largest",
-        "input–output ‖J‖.",
-        "They sit where classes",
-        "meet: the output must",
-        "change fast there",
-        "(Theorem 5.1).",
+        "ringed: largest ‖J‖.",
+        "They sit where",
+        "classes meet: the",
+        "output must change",
+        "fast there (Thm 5.1).",
     ];
     for (i, l) in lines.iter().enumerate() {
         let _ = write!(
             out,
-            r##"<text x="{kx:.1}" y="{y:.1}" fill="#333" font-size="13">{l}</text>"##,
-            y = TOP + 16.0 + 18.0 * i as f64,
+            r##"<text x="{kx:.1}" y="{y:.1}" fill="#333" font-size="14">{l}</text>"##,
+            y = TOP + 14.0 + 18.0 * i as f64,
             l = esc(l)
         );
     }
     for (rank, e) in top.iter().enumerate().take(5) {
         let _ = write!(
             out,
-            r##"<text x="{kx:.1}" y="{y:.1}" fill="#222" font-size="13">{r}. ‖J‖ = {n}</text>"##,
-            y = TOP + 140.0 + 16.0 * rank as f64,
+            r##"<text x="{kx:.1}" y="{y:.1}" fill="#222" font-size="14">{r}. ‖J‖ = {n}</text>"##,
+            y = TOP + 116.0 + 18.0 * rank as f64,
             r = rank + 1,
             n = fmt_num(e.norm)
         );
     }
     let _ = write!(
         out,
-        r##"<text x="14" y="{y:.1}" fill="#555" font-size="13">shade: the class the network predicts, darker where it is surer</text></svg>"##,
+        r##"<text x="14" y="{y:.1}" fill="#555" font-size="14">shade: predicted class, darker where surer</text></svg>"##,
         y = TOP + SIDE + 34.0
     );
     out
@@ -171,16 +170,16 @@ pub fn images_svg(top: &[JacobianExample], thumbs: &[Thumb], class_names: &[&str
         );
         return out;
     }
-    let size = 72.0;
+    let size = 66.0;
     for (i, (e, t)) in top.iter().zip(thumbs).enumerate() {
-        let x = 14.0 + i as f64 * (size + 8.0);
+        let x = 14.0 + i as f64 * (size + 9.0);
         let name = class_names
             .get(e.label as usize)
             .copied()
             .unwrap_or("class");
         let _ = write!(
             out,
-            r##"<g class="top-jacobian"><image x="{x:.1}" y="{y:.1}" width="{size}" height="{size}" preserveAspectRatio="none" style="image-rendering:pixelated" href="data:image/bmp;base64,{b}"><title>example {idx} ({name}): ‖J‖ = {n}</title></image><text x="{x:.1}" y="{ty:.1}" font-size="13" fill="#222">{name}</text><text x="{x:.1}" y="{ty2:.1}" font-size="13" fill="#444">{n}</text></g>"##,
+            r##"<g class="top-jacobian"><image x="{x:.1}" y="{y:.1}" width="{size}" height="{size}" preserveAspectRatio="none" style="image-rendering:pixelated" href="data:image/bmp;base64,{b}"><title>example {idx} ({name}): ‖J‖ = {n}</title></image><text x="{x:.1}" y="{ty:.1}" font-size="14" fill="#222">{name}</text><text x="{x:.1}" y="{ty2:.1}" font-size="14" fill="#444">{n}</text></g>"##,
             y = TOP + 12.0,
             b = base64(&bmp(&t.rgb, 32, 32)),
             idx = e.index,
@@ -191,7 +190,7 @@ pub fn images_svg(top: &[JacobianExample], thumbs: &[Thumb], class_names: &[&str
     }
     let _ = write!(
         out,
-        r##"<text x="14" y="{y:.1}" fill="#555" font-size="13">the network's output is most sensitive to its input here</text></svg>"##,
+        r##"<text x="14" y="{y:.1}" fill="#555" font-size="14">the output is most sensitive to these inputs</text></svg>"##,
         y = TOP + size + 90.0
     );
     out

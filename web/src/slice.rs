@@ -11,8 +11,8 @@ use curvlab::slice::LossSlice;
 use crate::plot::fmt_num;
 
 /// View box of the panel (narrower than the line plots, so its text stays
-/// legible on a phone: 15 units are ≥ 12 px from 340 px of width up).
-pub const WIDTH: f64 = 420.0;
+/// legible on a phone: 14 units are ≥ 12 px from 343 px of width up).
+pub const WIDTH: f64 = 400.0;
 pub const HEIGHT: f64 = 300.0;
 const FONT: f64 = 15.0;
 const LEFT: f64 = 14.0;
@@ -75,7 +75,7 @@ fn esc(s: &str) -> String {
 /// The panel as a standalone `<svg>`; `None` draws the empty panel with `note`.
 pub fn slice_svg(slice: Option<&LossSlice>, color: &str, note: &str) -> String {
     let mut out = String::new();
-    let title = "Why GD stops at 2/η: the loss along the sharpest direction";
+    let title = "Why GD stops at 2/η: the loss along u";
     let _ = write!(
         out,
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="t-mechanism" class="panel" data-panel="mechanism" font-family="system-ui, sans-serif" font-size="{FONT}"><title id="t-mechanism">{t}</title><rect width="{WIDTH}" height="{HEIGHT}" fill="#fff"/><text x="{LEFT}" y="21" font-weight="600" fill="#222">{t}</text>"##,
@@ -159,7 +159,7 @@ pub fn slice_svg(slice: Option<&LossSlice>, color: &str, note: &str) -> String {
     let landing = Landing::of(c);
     let _ = write!(
         out,
-        r##"<text x="{LEFT}" y="{y:.1}" fill="#333">t along u (top eigenvector) · <tspan fill="{color}">●</tspan> θ now · ○ after a step</text><text x="{LEFT}" y="{y2:.1}" fill="#222" class="landing-text" data-landing="{id}">λ = {l}, 2/η = {two}: 1 − ηλ = {c}</text><text x="{LEFT}" y="{y3:.1}" fill="#555" font-size="13">{why}</text>"##,
+        r##"<text x="{LEFT}" y="{y:.1}" fill="#333">t along u · <tspan fill="{color}">●</tspan> θ now · ○ after one GD step</text><text x="{LEFT}" y="{y2:.1}" fill="#222" class="landing-text" data-landing="{id}">λ = {l}, 2/η = {two}: 1 − ηλ = {c}</text><text x="{LEFT}" y="{y3:.1}" fill="#555" font-size="14">{why}</text>"##,
         y = TOP + ph + 19.0,
         y2 = TOP + ph + 40.0,
         y3 = TOP + ph + 60.0,
