@@ -96,9 +96,9 @@ impl Run {
             _ => None,
         };
         let regions = match bounds {
-            Some(b) if cfg.region_cells > 0 && model.arch.input_len() == 2 => Some(
-                decision_regions(model, b, cfg.region_cells, cfg.region_cells).await?,
-            ),
+            Some(b) if cfg.region_cells > 0 && model.arch.input_len() == 2 => {
+                Some(decision_regions(model, b, cfg.region_cells, cfg.region_cells).await?)
+            }
             _ => None,
         };
         let top_jacobian = if cfg.top_jacobian > 0 {

@@ -81,7 +81,9 @@ pub async fn decision_regions(
         )));
     }
     if nx == 0 || ny == 0 {
-        return Err(Error::Config("the region grid needs at least one cell".into()));
+        return Err(Error::Config(
+            "the region grid needs at least one cell".into(),
+        ));
     }
     let c = model.arch.classes();
     let mut xy = Vec::with_capacity(2 * nx * ny);
@@ -131,8 +133,8 @@ mod tests {
             activation: Activation::Tanh,
         };
         // logits (x, −x): class 0 where x > 0, with probability σ(2x).
-        let model = Model::from_host(&arch, &[vec![1.0, 0.0, -1.0, 0.0], vec![0.0, 0.0]], &dev)
-            .unwrap();
+        let model =
+            Model::from_host(&arch, &[vec![1.0, 0.0, -1.0, 0.0], vec![0.0, 0.0]], &dev).unwrap();
         let b = Bounds {
             x0: -2.0,
             x1: 2.0,

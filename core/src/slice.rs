@@ -26,7 +26,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
-use crate::models::{forward_bn, read_vec, BnMode, Bn, Gates, Model};
+use crate::models::{forward_bn, read_vec, Bn, BnMode, Gates, Model};
 use crate::objective::{flatten, loss_and_gradient, unflatten_from_host, Sample};
 use crate::{Error, Result};
 
@@ -136,8 +136,15 @@ pub async fn loss_slice(
     let (arch, params) = (&model.arch, &model.params[..]);
     let unit: Vec<f64> = direction.iter().map(|x| x / norm).collect();
     let u = unflatten_from_host(&unit, params);
-    let (loss0, grad) =
-        loss_and_gradient(arch, params, sample, loss, None, &mut Bn::from_running(running)).await?;
+    let (loss0, grad) = loss_and_gradient(
+        arch,
+        params,
+        sample,
+        loss,
+        None,
+        &mut Bn::from_running(running),
+    )
+    .await?;
     let gu = read_vec(&(flatten(&grad) * flatten(&u)).sum()).await?[0] as f64;
     // Orient u so that the step moves towards positive t.
     let sign = if gu > 0.0 { -1.0 } else { 1.0 };
@@ -318,7 +325,12 @@ mod tests {
         .block()
         .unwrap();
         let sign = if gu > 0.0 { -1.0 } else { 1.0 };
-        assert!((s.slope - sign * gu).abs() < 1e-5, "{} vs {}", s.slope, sign * gu);
+        assert!(
+            (s.slope - sign * gu).abs() < 1e-5,
+            "{} vs {}",
+            s.slope,
+            sign * gu
+        );
         assert!(s.slope <= 0.0);
         assert!((s.loss0 - l0).abs() < 1e-5 * l0.max(1.0));
         assert_eq!(s.t.len(), 21);
@@ -339,9 +351,17 @@ mod tests {
         assert!((tv + s.slope / lambda).abs() < 1e-12);
         assert!(((s.t_step - tv) - s.contraction() * (0.0 - tv)).abs() < 1e-9);
         // At η = 2/λ the step lands at the mirror image of θ: same height, across the valley.
-        let edge = loss_slice(&model, &sample, &loss, &u, lambda, 2.0 / lambda, &SliceConfig::default())
-            .block()
-            .unwrap();
+        let edge = loss_slice(
+            &model,
+            &sample,
+            &loss,
+            &u,
+            lambda,
+            2.0 / lambda,
+            &SliceConfig::default(),
+        )
+        .block()
+        .unwrap();
         assert!((edge.contraction() + 1.0).abs() < 1e-12);
         assert!((edge.loss_step - edge.loss0).abs() < 1e-4 * l0.max(1.0));
         assert!((edge.t_step - 2.0 * tv).abs() < 1e-6 * tv.abs().max(1e-3));

@@ -27,10 +27,10 @@ use crate::plot::{figure_svg, panel_svg, Panel, Series, PALETTE};
 use crate::presets::{PRESETS, STORY};
 use crate::protocol::{BackendInfo, DataView, FromWorker, RunInfo, Thumb, ToWorker, Update};
 use crate::regions::{images_svg, plane_svg};
-use crate::slice::slice_svg;
 use crate::settings::{
     field, BackendPref, DataKind, FieldKind, PageState, RunPlan, Settings, Speed, FIELDS,
 };
+use crate::slice::slice_svg;
 
 /// Restarts of a crashed worker before the page gives up.
 const MAX_RESTARTS: u32 = 2;
@@ -66,16 +66,7 @@ impl RunView {
 
 /// CIFAR-10's class names, short (the image panel's captions).
 const CIFAR10_CLASSES: [&str; 10] = [
-    "plane",
-    "car",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
+    "plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 ];
 
 struct App {
@@ -1086,7 +1077,9 @@ fn redraw(a: &App) {
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
     if let Some(body) = document().body() {
         match rate {
-            Some(v) => body.set_attribute("data-steps-per-s", &format!("{v:.2}")).ok(),
+            Some(v) => body
+                .set_attribute("data-steps-per-s", &format!("{v:.2}"))
+                .ok(),
             None => body.remove_attribute("data-steps-per-s").ok(),
         };
     }
@@ -1106,12 +1099,8 @@ fn redraw(a: &App) {
 
 /// "MLP 128×128", "CNN 8-16", "ResNet18".
 fn model_name(c: &curvlab::experiment::RunConfig) -> String {
-    let join = |v: &[usize], sep: &str| {
-        v.iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(sep)
-    };
+    let join =
+        |v: &[usize], sep: &str| v.iter().map(usize::to_string).collect::<Vec<_>>().join(sep);
     match c.model.kind {
         curvlab::experiment::ModelKind::Mlp => format!("MLP {}", join(&c.model.hidden, "×")),
         curvlab::experiment::ModelKind::Cnn => format!("CNN {}", join(&c.model.channels, "-")),
@@ -1161,7 +1150,11 @@ fn draw_bound(a: &App) {
     let b = a.runs.first().and_then(|r| {
         let last = r.rows.last()?;
         let c = &r.info.config;
-        BoundNote::of(last, c.loss.target_gap(), crate::plot::jac(last, c.loss.kind).0)
+        BoundNote::of(
+            last,
+            c.loss.target_gap(),
+            crate::plot::jac(last, c.loss.kind).0,
+        )
     });
     let Some(b) = b else {
         set_hidden(&note, true);
@@ -1181,10 +1174,7 @@ fn draw_bound(a: &App) {
         &[
             ("class", "bound-meter"),
             ("role", "img"),
-            (
-                "aria-label",
-                &format!("ℓ is {:.2} times Δ/2", ratio),
-            ),
+            ("aria-label", &format!("ℓ is {:.2} times Δ/2", ratio)),
         ],
         "",
     );
@@ -1251,7 +1241,10 @@ fn draw_mechanism(a: &App) {
                 &[
                     ("type", "button"),
                     ("data-run", &k.to_string()),
-                    ("style", &format!("border-color:{}", PALETTE[k % PALETTE.len()])),
+                    (
+                        "style",
+                        &format!("border-color:{}", PALETTE[k % PALETTE.len()]),
+                    ),
                 ],
                 if run.info.label.is_empty() {
                     "run"
@@ -1265,8 +1258,11 @@ fn draw_mechanism(a: &App) {
     if let Ok(buttons) = chooser.query_selector_all("button") {
         for k in 0..buttons.length() {
             if let Some(b) = buttons.item(k).and_then(|n| n.dyn_into::<Element>().ok()) {
-                b.set_attribute("aria-pressed", if k as usize == i { "true" } else { "false" })
-                    .ok();
+                b.set_attribute(
+                    "aria-pressed",
+                    if k as usize == i { "true" } else { "false" },
+                )
+                .ok();
             }
         }
     }

@@ -98,7 +98,10 @@ mod tests {
         assert!(!n.active());
         assert!(n.fit_ratio() > 1.0);
         let s = n.sentence();
-        assert!(s.contains("B is 0") && s.contains("ℓ = 1.2 > Δ/2 = 0.707"), "{s}");
+        assert!(
+            s.contains("B is 0") && s.contains("ℓ = 1.2 > Δ/2 = 0.707"),
+            "{s}"
+        );
         assert_eq!(n.short(), "bound: ℓ 1.2 > Δ/2 0.707");
         let row = MetricsRow {
             bound_ell: Some(0.3),
@@ -107,7 +110,11 @@ mod tests {
         };
         let n = BoundNote::of(&row, gap, Some(0.9)).unwrap();
         assert!(n.active());
-        assert!(n.sentence().contains("B = 0.25 (measured: 0.9)"), "{}", n.sentence());
+        assert!(
+            n.sentence().contains("B = 0.25 (measured: 0.9)"),
+            "{}",
+            n.sentence()
+        );
         assert_eq!(n.short(), "bound B 0.25");
         assert!(BoundNote::of(&MetricsRow::default(), gap, None).is_none());
     }

@@ -206,8 +206,15 @@ mod tests {
         for st in STORY {
             assert!(preset(st.preset).is_some(), "{}: {}", st.title, st.preset);
             assert!(
-                ["loss", "sharpness", "jacobian", "accuracy", "mechanism", "regions"]
-                    .contains(&st.panel),
+                [
+                    "loss",
+                    "sharpness",
+                    "jacobian",
+                    "accuracy",
+                    "mechanism",
+                    "regions"
+                ]
+                .contains(&st.panel),
                 "{}",
                 st.panel
             );

@@ -22,7 +22,9 @@ const TOP: f64 = 32.0;
 const SIDE: f64 = 210.0;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn open(out: &mut String, title: &str) {

@@ -490,9 +490,9 @@ macro_rules! num_field {
 }
 
 const DATA_CHOICES: &[(&str, &str)] = &[
-    ("synthetic", "synthetic δ-good (k-dim. latents)"),
-    ("toy", "2-D toy (spirals / rings)"),
-    ("cifar", "CIFAR-10 file from disk"),
+    ("synthetic", "synthetic δ-good"),
+    ("toy", "2-D toy set"),
+    ("cifar", "CIFAR-10 files"),
 ];
 const SHAPE_CHOICES: &[(&str, &str)] = &[("spirals", "spirals"), ("rings", "rings")];
 const MODEL_CHOICES: &[(&str, &str)] = &[("mlp", "MLP"), ("cnn", "small CNN")];

@@ -69,7 +69,9 @@ impl Landing {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The panel as a standalone `<svg>`; `None` draws the empty panel with `note`.
@@ -130,12 +132,11 @@ pub fn slice_svg(slice: Option<&LossSlice>, color: &str, note: &str) -> String {
             fmt_num(s.curvature)
         );
     }
-    let pts: Vec<String> = s
-        .t
-        .iter()
-        .zip(&s.loss)
-        .map(|(&t, &l)| format!("{:.1},{:.1}", px(t), py(l)))
-        .collect();
+    let pts: Vec<String> =
+        s.t.iter()
+            .zip(&s.loss)
+            .map(|(&t, &l)| format!("{:.1},{:.1}", px(t), py(l)))
+            .collect();
     let _ = write!(
         out,
         r##"<polyline class="slice" fill="none" stroke="{color}" stroke-width="2.6" stroke-linejoin="round" points="{}"><title>ℓ(θ + t·u) along the top eigenvector u</title></polyline>"##,
@@ -221,7 +222,11 @@ mod tests {
         let s = parabola(20.0, 0.1);
         let svg = slice_svg(Some(&s), "#0072B2", "");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 2, "slice and its quadratic model");
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            2,
+            "slice and its quadratic model"
+        );
         assert!(svg.contains(r#"data-landing="bounce""#), "{svg}");
         assert!(svg.contains("2/η = 20"));
         assert!(svg.contains("bounces between the walls"));

@@ -625,8 +625,7 @@ fn finite(mut m: Mechanism) -> Mechanism {
             m.slice = None;
         }
     }
-    if m
-        .regions
+    if m.regions
         .as_ref()
         .is_some_and(|g| g.confidence.iter().any(|c| !c.is_finite()))
     {
