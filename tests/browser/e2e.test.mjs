@@ -513,21 +513,25 @@ test('speed: the CPU fallback\'s steps/s against the native CLI on one core', as
     '[optim]', 'lr = 0.1',
     '[measure]', 'samples = 256', 'sharpness = false', 'gauss_newton = false', 'jacobian = false', 'bound = false', '',
   ].join('\n'));
-  const prev = process.env.RAYON_NUM_THREADS;
-  process.env.RAYON_NUM_THREADS = '1';
-  let native;
-  try {
-    native = await nativeRun(toml);
-  } finally {
-    if (prev === undefined) delete process.env.RAYON_NUM_THREADS; else process.env.RAYON_NUM_THREADS = prev;
-    await rm(tmp, { recursive: true, force: true });
-  }
-  const [r0, r1] = [native.rows[0], native.rows[native.rows.length - 1]];
-  const nativeRate = steps / (r1.wall_s - r0.wall_s);
+  // Native on one core, before and after the browser (the faster of the two: this machine may be
+  // shared, and contention only slows a run down).
+  const nativeRate = async () => {
+    const prev = process.env.RAYON_NUM_THREADS;
+    process.env.RAYON_NUM_THREADS = '1';
+    try {
+      const { rows } = await nativeRun(toml);
+      return steps / (rows[rows.length - 1].wall_s - rows[0].wall_s);
+    } finally {
+      if (prev === undefined) delete process.env.RAYON_NUM_THREADS; else process.env.RAYON_NUM_THREADS = prev;
+    }
+  };
+  const native = [await nativeRate()];
   const { context, close } = await launch({ webgpu: false });
   try {
     const page = await context.newPage();
-    await page.goto(`${site.url}?data=synthetic&k=4&d=32&classes=4&n=256&ntest=256&samples=256&width=128&depth=2&act=tanh&loss=square&lr=0.1&steps=${steps}&every=${steps}&gn=0&backend=cpu&autoplay=1`);
+    // Longer in the browser: ~15 windows of a second each.
+    const browserSteps = 3 * steps;
+    await page.goto(`${site.url}?data=synthetic&k=4&d=32&classes=4&n=256&ntest=256&samples=256&width=128&depth=2&act=tanh&loss=square&lr=0.1&steps=${browserSteps}&every=${browserSteps}&gn=0&backend=cpu&autoplay=1`);
     const rates = [];
     await page.waitForFunction(() => document.body.dataset.stepsPerS, null, { timeout: 120_000 });
     while ((await page.evaluate(() => document.body.dataset.state)) !== 'finished') {
@@ -535,14 +539,18 @@ test('speed: the CPU fallback\'s steps/s against the native CLI on one core', as
       if (v > 0) rates.push(v);
       await page.waitForTimeout(500);
     }
-    rates.sort((a, b) => a - b);
-    const browserRate = rates[Math.floor(rates.length / 2)];
+    // Each reading is the rate over a window of ≥ 1 s of step work; the fastest is the least disturbed.
+    const browserRate = Math.max(...rates);
     assert.match(await page.textContent('#progress'), /steps\/s/);
-    const ratio = nativeRate / browserRate;
-    const line = `CPU fallback ${browserRate.toFixed(1)} steps/s (median of ${rates.length} readings), native one core ${nativeRate.toFixed(1)} steps/s: native/browser = ${ratio.toFixed(2)}`;
+    native.push(await nativeRate());
+    await rm(tmp, { recursive: true, force: true });
+    const nativeBest = Math.max(...native);
+    const ratio = nativeBest / browserRate;
+    const median = [...rates].sort((x, y) => x - y)[Math.floor(rates.length / 2)];
+    const line = `CPU fallback ${browserRate.toFixed(1)} steps/s (best of ${rates.length} readings; median ${median.toFixed(1)}), native one core ${nativeBest.toFixed(1)} steps/s (best of ${native.map((v) => v.toFixed(1)).join(', ')}): native/browser = ${ratio.toFixed(2)}`;
     console.log(line);
     await writeFile(await artifactPath('speed.txt'), `${line}\n`);
-    const limit = Number(process.env.CURVLAB_SPEED_RATIO_MAX ?? 4);
+    const limit = Number(process.env.CURVLAB_SPEED_RATIO_MAX ?? 2);
     assert.ok(ratio <= limit, line);
   } finally {
     await close();
