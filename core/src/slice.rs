@@ -297,11 +297,11 @@ mod tests {
         let (w, b) = (&host[0], &host[1]);
         let mut l0 = 0.0;
         let mut gu = 0.0;
-        for i in 0..n {
+        for (i, &yi) in y.iter().enumerate() {
             let xi = xt(i);
             for k in 0..c {
                 let z: f64 = (0..d).map(|j| w[k * d + j] as f64 * xi[j]).sum::<f64>() + b[k] as f64;
-                let r = z - if y[i] as usize == k { 1.0 } else { 0.0 };
+                let r = z - if yi as usize == k { 1.0 } else { 0.0 };
                 l0 += 0.5 * r * r / n as f64;
                 if k == 1 {
                     gu += r * (0..m).map(|j| xi[j] * v[j]).sum::<f64>() / n as f64;
