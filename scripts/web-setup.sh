@@ -3,7 +3,9 @@
 # already there (safe to re-run): the wasm32 Rust target, trunk, wasm-bindgen-cli
 # (the version in Cargo.lock, with its test runner), Debian's Chromium, and the
 # npm packages of tests/browser (playwright-core, which drives that Chromium).
-# Sourced by scripts/web-test.sh; can also be run on its own.
+# Sourced by scripts/web-test.sh; can also be run on its own. Sourcing it also
+# puts tests/browser/node_modules/.bin on PATH: trunk runs binaryen's wasm-opt
+# from there (npm's binaryen; Debian's binaryen 108 breaks burn's module).
 #
 # The two cargo tools are built with a quick profile (opt-level 1, no debug
 # info): they are build tools, and this halves their build time on 2 cores.
@@ -79,4 +81,9 @@ if [ ! -d tests/browser/node_modules/playwright-core ] \
   || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
   echo "== npm ci (tests/browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export PATH="$PWD/tests/browser/node_modules/.bin:$PATH"
+if [ "$(wasm-opt --version 2>/dev/null)" != "wasm-opt version 132 (version_132)" ]; then
+  echo "web-setup: wasm-opt from npm's binaryen 132 not found in tests/browser/node_modules/.bin" >&2
+  exit 1
 fi

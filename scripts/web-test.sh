@@ -20,10 +20,11 @@ export CURVLAB_ARTIFACTS="${CURVLAB_ARTIFACTS:-$target_dir/browser-artifacts}"
 
 stage "trunk build --release" trunk build --release
 
-# The release profile shares the wasm32 build of burn with the trunk build above.
+# The wasm-release profile (index.html's data-cargo-profile) shares the wasm32 build of burn
+# with the trunk build above.
 stage "wasm32: core numbers vs native (wasm-bindgen-test under node)" \
   env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  cargo test --release --target wasm32-unknown-unknown -p curvlab-web --test wasm_numeric
+  cargo test --profile wasm-release --target wasm32-unknown-unknown -p curvlab-web --test wasm_numeric
 
 if [ ! -x "$CURVLAB_BIN" ]; then
   stage "native CLI" cargo build --release -p curvlab-native

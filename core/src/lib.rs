@@ -24,6 +24,9 @@
 //! | learning-rate schedules (constant, step, cosine, warm-up) | [`schedule`] |
 //! | random crop + flip, mixup (Beta draws) on host batches | [`augment`] |
 //! | one measurement of everything on a model | [`measure`] |
+//! | the loss along the top eigenvector and the GD step on it (why GD stops at 2/η) | [`slice`] |
+//! | decision regions of a model of 2-D inputs | [`regions`] |
+//! | the browser explainer's mechanism panel: slice, regions, largest-Jacobian examples | [`mechanism`] |
 //! | a whole run: config, training loop, measurements every M steps | [`experiment`] |
 //! | checkpoints of a run (exact resume) | [`checkpoint`] |
 //! | results rows (`metrics.jsonl`) | [`record`] |
@@ -52,13 +55,16 @@ pub mod layers;
 pub mod linalg;
 pub mod loss;
 pub mod measure;
+pub mod mechanism;
 pub mod models;
 pub mod objective;
 pub mod probe;
 pub mod record;
+pub mod regions;
 pub mod rng;
 pub mod schedule;
 pub mod sharpness;
+pub mod slice;
 pub mod trace;
 pub mod train;
 pub mod weights;

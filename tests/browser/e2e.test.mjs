@@ -17,11 +17,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { writeFile, mkdtemp, rm, readdir, readFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  ROOT, serve, launch, watchConsole, waitForState, download, artifactPath, nativeRun,
+  ROOT, DIST, serve, launch, watchConsole, waitForState, download, artifactPath, nativeRun,
   compareRows, comparableConfig,
 } from './lib.mjs';
 
@@ -181,6 +182,15 @@ test('controls: the URL restores every control, edits update the URL, step and r
     // Step: one optimiser step (and the step-0 measurement); reset: same initial weights.
     await page.click('#btn-step');
     await page.waitForFunction(() => /step 1 \//.test(document.getElementById('progress').textContent));
+    // A step shows its loss and when the next measurement comes (measurements every 7 steps).
+    await page.click('#btn-step');
+    await page.waitForFunction(() => /step 2 \//.test(document.getElementById('progress').textContent));
+    assert.match(await page.textContent('#progress'), /loss \d/);
+    assert.match(await page.textContent('#progress'), /next measurement at 7/);
+    await page.click('#btn-reset');
+    await waitForState(page, ['ready', 'paused'], 60_000);
+    await page.click('#btn-step');
+    await page.waitForFunction(() => /step 1 \//.test(document.getElementById('progress').textContent));
     const first = await download(page, 'export-json');
     const rows1 = JSON.parse(first.bytes.toString()).runs[0].rows;
     assert.deepEqual(rows1.map((r) => r.step), [0]);
@@ -215,6 +225,22 @@ test('a file that is not CIFAR gives one clear message, and the page keeps worki
     assert.match(msg, /CIFAR-10 binary/);
     assert.ok(!msg.includes('\n'), 'one line');
     assert.ok(!log.some((l) => l.includes('pageerror') || l.includes('crashed')), log.join('\n'));
+    // Nothing stale is left on show: the data line says nothing is loaded, the plots hold no
+    // titles or axes of the previous run, and the dataset menu's choice is not cut off.
+    await page.waitForFunction(() => /not loaded/.test(document.getElementById('data-name').textContent));
+    assert.match(await page.textContent('#data-name'), /CIFAR-10 files — not loaded/);
+    assert.doesNotMatch(await page.textContent('#data-name'), /synthetic|toy/);
+    assert.equal(await page.locator('#plot-jacobian svg').count(), 0, 'no stale Jacobian plot');
+    assert.match(await page.textContent('#plot-jacobian'), /No run loaded/);
+    assert.equal(await page.isVisible('#plot-mechanism'), false);
+    const cut = await page.$eval('#ctl-data', (e) => {
+      const c = document.createElement('canvas').getContext('2d');
+      c.font = getComputedStyle(e).font;
+      // Every choice fits beside the menu's arrow (about 24 px).
+      return [...e.options].filter((o) => c.measureText(o.text).width + 24 > e.clientWidth).map((o) => o.text);
+    });
+    assert.deepEqual(cut, [], 'the dataset menu shows its whole choice');
+    await page.screenshot({ path: await artifactPath('bad-file.png'), fullPage: true });
     // Back to the toy data: trains to the end.
     await page.selectOption('#ctl-data', 'toy');
     await waitForState(page, ['ready', 'paused'], 60_000);
@@ -253,6 +279,9 @@ test('exports: CSV, SVG and PNG of a finished run', async () => {
     const page = await context.newPage();
     await page.goto(`${site.url}?preset=toy&steps=4&every=2&n=30&ntest=30&samples=30&width=8&vary=ls&values=0,0.2&autoplay=1`);
     await waitForState(page, 'finished', 120_000);
+    // A finished run is not wiped silently: the button says what it does.
+    assert.equal((await page.textContent('#btn-play')).trim(), 'Run again');
+    assert.match(await page.getAttribute('#btn-play', 'title'), /back to step 0/);
     const csv = (await download(page, 'export-csv')).bytes.toString();
     const lines = csv.trim().split('\n');
     assert.equal(lines.length, 1 + 2 * 3, 'header + 3 rows for each of 2 runs');
@@ -303,6 +332,226 @@ test('CIFAR-10 files from disk: a small CNN trains on the CPU and matches the na
       JSON.stringify(Object.fromEntries(Object.entries(worst).map(([k, v]) => [k, Number(v.toExponential(2))]))));
     assert.deepEqual(failures, []);
     await page.screenshot({ path: await artifactPath('cifar-cnn-cpu.png'), fullPage: true });
+  } finally {
+    await close();
+  }
+});
+
+test('mechanism panels: the loss slice with the GD step, decision regions, the largest-‖J‖ examples', async (t) => {
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    const log = watchConsole(page);
+    t.after(() => { if (log.length) console.log(log.join('\n')); });
+    // Story step 3 (the 2-D spirals), small: 30 steps, measured every 10.
+    await page.goto(`${site.url}?preset=toy&story=3&steps=30&every=10&n=60&ntest=60&samples=60&width=16&autoplay=1`);
+    await waitForState(page, 'finished', 180_000);
+    // The slice: the loss along u (core-computed), its quadratic model, θ, the step and where it lands.
+    const slicePts = await page.$eval('#plot-mechanism polyline.slice', (p) => p.getAttribute('points').trim().split(/\s+/).length);
+    assert.equal(slicePts, 41);
+    assert.equal(await page.locator('#plot-mechanism path.gd-step').count(), 1);
+    assert.equal(await page.locator('#plot-mechanism circle.landing').count(), 1);
+    const landing = await page.getAttribute('#plot-mechanism [data-landing]', 'data-landing');
+    assert.ok(['closer', 'across', 'bounce', 'climbs'].includes(landing), landing);
+    assert.match(await page.textContent('#plot-mechanism'), /2\/η = 4/);
+    // Decision regions, the data points, and five ringed examples of largest ‖J‖.
+    assert.ok(await page.locator('#plot-regions g.regions rect').count() > 10);
+    assert.equal(await page.locator('#plot-regions g.points circle').count(), 60);
+    assert.equal(await page.locator('#plot-regions g.top-jacobian').count(), 5);
+    // The top example's norm is the run's max‖J‖ (softmax Jacobian, cross-entropy).
+    const run = JSON.parse((await download(page, 'export-json')).bytes.toString()).runs[0];
+    const last = run.rows[run.rows.length - 1];
+    const ring = await page.textContent('#plot-regions g.top-jacobian title');
+    const norm = Number(ring.match(/‖J‖ = ([0-9.e-]+)/)[1]);
+    assert.ok(Math.abs(norm - last.jac_softmax_max) <= 2e-3 * last.jac_softmax_max + 1e-9, `${ring} vs ${last.jac_softmax_max}`);
+    // The story: step 3 is marked and its panel outlined; the paper is named and linked once.
+    assert.match(await page.getAttribute('.story-step.current', 'data-panel'), /regions/);
+    assert.equal(await page.locator('#plot-regions.watched').count(), 1);
+    assert.equal(await page.locator('a[href="https://arxiv.org/abs/2305.14683"]').count(), 1);
+    assert.match(await page.textContent('header.site'), /On progressive sharpening, flat minima and generalisation/);
+    // Tooltips on every control.
+    const untitled = await page.$$eval('[id^="ctl-"]', (els) => els.filter((e) => !e.title).map((e) => e.id));
+    assert.deepEqual(untitled, []);
+    // The bound: B where positive, else ℓ against Δ/2 — never a bare "B 0".
+    const note = await page.textContent('#bound-note');
+    assert.match(note, /B is 0 so far.*ℓ = [0-9.]+ > Δ\/2 = 0.707|B = [0-9.]+/);
+    assert.doesNotMatch(await page.textContent('#legend'), /B 0(?![.0-9])/);
+    await page.screenshot({ path: await artifactPath('mechanism-toy.png'), fullPage: true });
+  } finally {
+    await close();
+  }
+});
+
+test('the story: every step\'s preset loads, with its "watch for"', async () => {
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    await page.goto(site.url);
+    await waitForState(page, ['ready', 'paused'], 60_000);
+    const steps = await page.$$eval('.story-step', (els) => els.map((e) => ({
+      href: e.querySelector('a.story-go').getAttribute('href'),
+      watch: e.querySelector('.watch').textContent,
+      panel: e.dataset.panel,
+    })));
+    assert.equal(steps.length, 5);
+    for (const [i, st] of steps.entries()) {
+      assert.match(st.watch, /^Watch for: \S/);
+      // Loaded without autoplay: the preset's runs build (every setting valid, no message).
+      await page.goto(new URL(st.href.replace('&autoplay=1', ''), site.url).href);
+      await waitForState(page, ['ready', 'paused'], 60_000);
+      assert.equal((await page.textContent('#message')).trim(), '', st.href);
+      assert.equal(await page.locator('.story-step.current').count(), 1, st.href);
+      assert.match(await page.getAttribute('.story-step.current a.story-go', 'href'), new RegExp(`story=${i + 1}`));
+    }
+    // The label-smoothing step compares three runs.
+    assert.equal(await page.locator('#legend .legend-item').count(), 3);
+  } finally {
+    await close();
+  }
+});
+
+test('phone width (390 px): sharpness first, legible text, no sideways scrolling', async () => {
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${site.url}?preset=sharpening&n=64&ntest=64&samples=64&width=32&steps=40&every=10&autoplay=1`);
+    await waitForState(page, 'finished', 180_000);
+    const box = async (sel) => page.$eval(sel, (e) => { const r = e.getBoundingClientRect(); return { top: r.top + scrollY, bottom: r.bottom + scrollY, left: r.left, right: r.right }; });
+    const sharp = await box('#plot-sharpness');
+    const loss = await box('#plot-loss');
+    const mech = await box('#plot-mechanism');
+    assert.ok(sharp.top < mech.top && mech.top < loss.top, 'sharpness, then the mechanism, then the loss');
+    assert.ok(sharp.bottom <= 844, `the sharpness plot is on the first screen (bottom ${sharp.bottom})`);
+    const overflow = await page.evaluate(() => document.scrollingElement.scrollWidth - innerWidth);
+    assert.ok(overflow <= 0, `no sideways scrolling (${overflow} px)`);
+    // Page text (status, legend, story) ≥ 12 px; the mechanism panel's text too.
+    const small = await page.$$eval('#progress, #legend .facts, .story-step p, #bound-note, .hint', (els) => els
+      .filter((e) => e.offsetParent !== null)
+      .map((e) => [e.id || e.className, parseFloat(getComputedStyle(e).fontSize)])
+      .filter(([, px]) => px < 12));
+    assert.deepEqual(small, []);
+    const mechText = await page.$eval('#plot-mechanism svg', (svg) => {
+      const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+      return Math.min(...[...svg.querySelectorAll('text')].map((t) => parseFloat(t.getAttribute('font-size') ?? svg.getAttribute('font-size')) * scale));
+    });
+    assert.ok(mechText >= 12, `mechanism panel text ${mechText.toFixed(1)} px`);
+    // A short status line: one line at this width.
+    const lines = await page.$eval('#progress', (e) => Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight || '20')));
+    assert.ok(lines <= 2, `status line wraps to ${lines} lines`);
+    await page.screenshot({ path: await artifactPath('phone-390.png'), fullPage: true });
+    await page.screenshot({ path: await artifactPath('phone-390-first-screen.png') });
+  } finally {
+    await close();
+  }
+});
+
+test('the README\'s embed example: every panel inside a 720 px iframe, controls that work', async () => {
+  // Exactly the README's link (its src, without the host).
+  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+  const src = readme.match(/<iframe src="https:\/\/example\.org\/curvlab\/\?([^"]+)"/)[1].replace(/&amp;/g, '&');
+  assert.match(src, /preset=label-smoothing&embed=1&show=play,ls/);
+  const height = Number(readme.match(/<iframe[^>]*height="(\d+)"/)[1]);
+  assert.equal(height, 720);
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 960, height: 900 });
+    await page.setContent(`<!doctype html><title>host</title>
+      <iframe id="f" src="${site.url}?${src}" width="900" height="${height}" style="border:0" title="curvlab"></iframe>`);
+    const frame = await (await page.waitForSelector('#f')).contentFrame();
+    // Playing, and every run measured at step 0.
+    await frame.waitForFunction(() => document.querySelectorAll('#plot-sharpness polyline').length >= 3, null, { timeout: 240_000 });
+    await frame.waitForFunction(() => document.querySelector('#plot-mechanism polyline.slice'), null, { timeout: 120_000 });
+    // α is what the runs differ in: the compared values are shown (and editable), not a disabled α.
+    assert.equal(await frame.isVisible('#ctl-ls'), false);
+    assert.equal(await frame.isVisible('#ctl-values'), true);
+    assert.equal(await frame.isEnabled('#ctl-values'), true);
+    assert.equal(await frame.inputValue('#ctl-values'), '0,0.15,0.3');
+    assert.match(await frame.textContent('label[for=ctl-values]'), /α values/);
+    // Every panel on show lies inside the 720 px frame.
+    const panels = await frame.$$eval('.plot', (els) => els.filter((e) => !e.hidden).map((e) => [e.id, e.getBoundingClientRect().bottom]));
+    assert.ok(panels.length >= 5, JSON.stringify(panels));
+    for (const [id, bottom] of panels) assert.ok(bottom <= height, `${id} ends at ${bottom.toFixed(0)} px`);
+    await page.screenshot({ path: await artifactPath('embed-readme-example.png') });
+  } finally {
+    await close();
+  }
+});
+
+test('download size: the wasm modules, raw and gzip-compressed', async () => {
+  const files = (await readdir(DIST)).filter((f) => /\.(wasm|js|css|html)$/.test(f));
+  let raw = 0;
+  let gz = 0;
+  const rows = [];
+  for (const f of files) {
+    const bytes = await readFile(join(DIST, f));
+    const z = gzipSync(bytes, { level: 9 }).length;
+    raw += bytes.length;
+    gz += z;
+    rows.push(`${f}: ${(bytes.length / 1e6).toFixed(2)} MB raw, ${(z / 1e6).toFixed(2)} MB gzip`);
+  }
+  console.log(rows.join('\n'));
+  console.log(`first page load: ${(raw / 1e6).toFixed(2)} MB raw, ${(gz / 1e6).toFixed(2)} MB gzip`);
+  await writeFile(await artifactPath('download-size.txt'), `${rows.join('\n')}\ntotal: ${raw} bytes raw, ${gz} bytes gzip\n`);
+  // Budget: the measured size (README) plus a margin; a regression past it fails here.
+  const budget = Number(process.env.CURVLAB_DOWNLOAD_BUDGET_GZ ?? 4.8e6);
+  assert.ok(gz <= budget, `${gz} bytes gzip > budget ${budget}`);
+});
+
+test('speed: the CPU fallback\'s steps/s against the native CLI on one core', async () => {
+  // The CPU default problem (N = 256, MLP 128×128, full batch), steps only: measurements off natively,
+  // and the page's rate counts step work only.
+  const tmp = await mkdtemp(join(tmpdir(), 'curvlab-speed-'));
+  const toml = join(tmp, 'speed.toml');
+  const steps = 300;
+  await writeFile(toml, [
+    'seed = 0', `steps = ${steps}`, `measure_every = ${steps}`,
+    '[data]', 'kind = "synthetic"', 'intrinsic_dim = 4', 'ambient_dim = 32', 'classes = 4', 'n_train = 256', 'n_test = 256',
+    '[model]', 'kind = "mlp"', 'hidden = [128, 128]', 'activation = "tanh"',
+    '[loss]', 'kind = "square"',
+    '[optim]', 'lr = 0.1',
+    '[measure]', 'samples = 256', 'sharpness = false', 'gauss_newton = false', 'jacobian = false', 'bound = false', '',
+  ].join('\n'));
+  // Native on one core, before and after the browser (the faster of the two: this machine may be
+  // shared, and contention only slows a run down).
+  const nativeRate = async () => {
+    const prev = process.env.RAYON_NUM_THREADS;
+    process.env.RAYON_NUM_THREADS = '1';
+    try {
+      const { rows } = await nativeRun(toml);
+      return steps / (rows[rows.length - 1].wall_s - rows[0].wall_s);
+    } finally {
+      if (prev === undefined) delete process.env.RAYON_NUM_THREADS; else process.env.RAYON_NUM_THREADS = prev;
+    }
+  };
+  const native = [await nativeRate()];
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    // Longer in the browser: ~15 windows of a second each.
+    const browserSteps = 3 * steps;
+    await page.goto(`${site.url}?data=synthetic&k=4&d=32&classes=4&n=256&ntest=256&samples=256&width=128&depth=2&act=tanh&loss=square&lr=0.1&steps=${browserSteps}&every=${browserSteps}&gn=0&backend=cpu&autoplay=1`);
+    const rates = [];
+    await page.waitForFunction(() => document.body.dataset.stepsPerS, null, { timeout: 120_000 });
+    while ((await page.evaluate(() => document.body.dataset.state)) !== 'finished') {
+      const v = Number(await page.evaluate(() => document.body.dataset.stepsPerS));
+      if (v > 0) rates.push(v);
+      await page.waitForTimeout(500);
+    }
+    // Each reading is the rate over a window of ≥ 1 s of step work; the fastest is the least disturbed.
+    const browserRate = Math.max(...rates);
+    assert.match(await page.textContent('#progress'), /steps\/s/);
+    native.push(await nativeRate());
+    await rm(tmp, { recursive: true, force: true });
+    const nativeBest = Math.max(...native);
+    const ratio = nativeBest / browserRate;
+    const median = [...rates].sort((x, y) => x - y)[Math.floor(rates.length / 2)];
+    const line = `CPU fallback ${browserRate.toFixed(1)} steps/s (best of ${rates.length} readings; median ${median.toFixed(1)}), native one core ${nativeBest.toFixed(1)} steps/s (best of ${native.map((v) => v.toFixed(1)).join(', ')}): native/browser = ${ratio.toFixed(2)}`;
+    console.log(line);
+    await writeFile(await artifactPath('speed.txt'), `${line}\n`);
+    const limit = Number(process.env.CURVLAB_SPEED_RATIO_MAX ?? 2.75);
+    assert.ok(ratio <= limit, line);
   } finally {
     await close();
   }

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use curvlab::loss::LossKind;
+use curvlab::mechanism::Mechanism;
 use curvlab::record::MetricsRow;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -18,14 +19,18 @@ use web_sys::{
     HtmlInputElement, HtmlSelectElement, KeyboardEvent, MessageEvent, Worker,
 };
 
+use crate::bound::BoundNote;
 use crate::dom::{by_id, document, download_blob, download_text, el, on, set_hidden, window};
 use crate::export::{to_csv, Export, RunExport};
+use crate::help::help;
 use crate::plot::{figure_svg, panel_svg, Panel, Series, PALETTE};
-use crate::presets::PRESETS;
-use crate::protocol::{BackendInfo, FromWorker, RunInfo, ToWorker, Update};
+use crate::presets::{PRESETS, STORY};
+use crate::protocol::{BackendInfo, DataView, FromWorker, RunInfo, Thumb, ToWorker, Update};
+use crate::regions::{images_svg, plane_svg};
 use crate::settings::{
     field, BackendPref, DataKind, FieldKind, PageState, RunPlan, Settings, Speed, FIELDS,
 };
+use crate::slice::slice_svg;
 
 /// Restarts of a crashed worker before the page gives up.
 const MAX_RESTARTS: u32 = 2;
@@ -36,7 +41,33 @@ struct RunView {
     step: u64,
     finished: bool,
     failed: Option<String>,
+    /// The latest optimiser step's (minibatch) loss.
+    loss: Option<f64>,
+    /// Optimiser steps per second of training work, as the worker measures it.
+    steps_per_s: f64,
+    /// The mechanism panel's content after the latest row.
+    mechanism: Option<(Box<Mechanism>, Vec<Thumb>)>,
 }
+
+impl RunView {
+    fn new(info: RunInfo) -> RunView {
+        RunView {
+            info,
+            rows: Vec::new(),
+            step: 0,
+            finished: false,
+            failed: None,
+            loss: None,
+            steps_per_s: 0.0,
+            mechanism: None,
+        }
+    }
+}
+
+/// CIFAR-10's class names, short (the image panel's captions).
+const CIFAR10_CLASSES: [&str; 10] = [
+    "plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+];
 
 struct App {
     /// The URL query the page was opened with (presets re-apply over the backend's defaults).
@@ -59,6 +90,10 @@ struct App {
     configured: bool,
     /// Play once the restarted worker has loaded the runs.
     resume: bool,
+    /// The slow unit of work the worker announced, and when (ms).
+    working: Option<(String, f64)>,
+    /// The run the mechanism panel shows.
+    focus: usize,
 }
 
 type Shared = Rc<RefCell<App>>;
@@ -95,10 +130,16 @@ pub fn start() {
         forced_cpu: None,
         configured: false,
         resume: false,
+        working: None,
+        focus: 0,
     }));
     set_state("starting");
     build_presets();
+    build_story();
     build_controls(&app);
+    bind_tooltips();
+    bind_focus(&app);
+    tick_working(&app);
     bind_toolbar(&app);
     bind_exports(&app);
     bind_file(&app);
@@ -272,16 +313,11 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
             let mut a = app.borrow_mut();
             a.generation = generation;
             a.finished = false;
-            a.runs = runs
-                .into_iter()
-                .map(|info| RunView {
-                    info,
-                    rows: Vec::new(),
-                    step: 0,
-                    finished: false,
-                    failed: None,
-                })
-                .collect();
+            a.runs = runs.into_iter().map(RunView::new).collect();
+            a.working = None;
+            if a.focus >= a.runs.len() {
+                a.focus = 0;
+            }
             if a.runs.is_empty() {
                 set_state("error");
             } else {
@@ -298,16 +334,31 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
             if generation != a.generation {
                 return;
             }
+            a.working = None;
             for u in updates {
                 let Some(r) = a.runs.get_mut(u.run()) else {
                     continue;
                 };
                 match u {
-                    Update::Step { step, .. } => r.step = step,
+                    Update::Step {
+                        step,
+                        loss,
+                        steps_per_s,
+                        ..
+                    } => {
+                        r.step = step;
+                        r.loss = Some(loss);
+                        if steps_per_s > 0.0 {
+                            r.steps_per_s = steps_per_s;
+                        }
+                    }
                     Update::Row { row, .. } => {
                         r.step = r.step.max(row.step);
                         r.rows.push(*row);
                     }
+                    Update::Mechanism {
+                        mechanism, thumbs, ..
+                    } => r.mechanism = Some((mechanism, thumbs)),
                     Update::Finished { .. } => r.finished = true,
                     Update::Failed { message, .. } => {
                         r.finished = true;
@@ -333,12 +384,34 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
                 "paused"
             };
             set_state(state);
+            if !playing {
+                a.working = None;
+            }
             let play: HtmlButtonElement = by_id("btn-play");
-            play.set_text_content(Some(if playing { "Pause" } else { "Play" }));
+            play.set_text_content(Some(if playing {
+                "Pause"
+            } else if finished {
+                "Run again"
+            } else {
+                "Play"
+            }));
+            play.set_title(if finished {
+                "The run is finished. Run again: back to step 0 with the same initial weights (the plots start over)"
+            } else {
+                help("play").unwrap_or_default()
+            });
             play.set_attribute("aria-pressed", if playing { "true" } else { "false" })
                 .ok();
             drop(a);
             schedule_redraw(app);
+        }
+        FromWorker::Working { generation, what } => {
+            let mut a = app.borrow_mut();
+            if generation == a.generation {
+                a.working = Some((what, js_sys::Date::now()));
+                drop(a);
+                schedule_redraw(app);
+            }
         }
         FromWorker::Error { message, fatal } => {
             if fatal {
@@ -385,6 +458,113 @@ fn write_url(page: &PageState) {
     if let Some(a) = document().get_element_by_id("permalink") {
         let _ = a.set_attribute("href", &url);
     }
+}
+
+/// The guided story: one step per idea, each a preset with what to watch for.
+fn build_story() {
+    let list: Element = by_id("story-steps");
+    for (i, st) in STORY.iter().enumerate() {
+        let li = el(
+            "li",
+            &[("class", "story-step"), ("data-panel", st.panel)],
+            "",
+        );
+        li.append_child(&el("h3", &[], st.title)).ok();
+        li.append_child(&el("p", &[], st.text)).ok();
+        let watch = el("p", &[("class", "watch")], "");
+        watch.append_child(&el("strong", &[], "Watch for: ")).ok();
+        watch.append_child(&el("span", &[], st.watch)).ok();
+        li.append_child(&watch).ok();
+        let href = format!("?preset={}&story={}&autoplay=1", st.preset, i + 1);
+        li.append_child(&el(
+            "a",
+            &[
+                ("href", &href),
+                ("class", "story-go"),
+                ("data-preset", st.preset),
+            ],
+            &format!("Show me ▸ {}", st.button),
+        ))
+        .ok();
+        list.append_child(&li).ok();
+    }
+    // The step the page was opened from (?story=N) is marked, and its panel outlined.
+    let q = window().location().search().unwrap_or_default();
+    if let Some(n) = crate::settings::parse_query(&q)
+        .into_iter()
+        .find(|(k, _)| k == "story")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        let steps = list.query_selector_all("li.story-step").ok();
+        let li = steps
+            .and_then(|s| s.item(n.saturating_sub(1) as u32))
+            .and_then(|node| node.dyn_into::<Element>().ok());
+        if let Some(li) = li {
+            li.class_list().add_1("current").ok();
+            if let Some(panel) = li.get_attribute("data-panel") {
+                if let Some(fig) = document().get_element_by_id(&format!("plot-{panel}")) {
+                    fig.class_list().add_1("watched").ok();
+                }
+            }
+        }
+    }
+}
+
+/// A tooltip on every control's label and input, and on the buttons.
+fn bind_tooltips() {
+    for f in FIELDS {
+        if let Some(h) = help(f.key) {
+            by_id::<Element>(&format!("wrap-{}", f.key))
+                .set_attribute("title", h)
+                .ok();
+            by_id::<Element>(&format!("ctl-{}", f.key))
+                .set_attribute("title", h)
+                .ok();
+        }
+    }
+    for b in ["play", "step", "reset"] {
+        if let Some(h) = help(b) {
+            by_id::<Element>(&format!("btn-{b}"))
+                .set_attribute("title", h)
+                .ok();
+        }
+    }
+    if let Some(h) = help("file") {
+        by_id::<Element>("ctl-file").set_attribute("title", h).ok();
+    }
+}
+
+/// The mechanism panel's run buttons.
+fn bind_focus(app: &Shared) {
+    let a = app.clone();
+    on::<Event>(&by_id::<HtmlElement>("mechanism-run"), "click", move |ev| {
+        let run = ev
+            .target()
+            .and_then(|t| t.dyn_into::<Element>().ok())
+            .and_then(|e| e.get_attribute("data-run"))
+            .and_then(|v| v.parse::<usize>().ok());
+        if let Some(k) = run {
+            a.borrow_mut().focus = k;
+            schedule_redraw(&a);
+        }
+    });
+}
+
+/// While the worker is busy with a slow unit of work, the progress line's
+/// seconds count up once a second.
+fn tick_working(app: &Shared) {
+    let a = app.clone();
+    let tick = Closure::<dyn FnMut()>::new(move || {
+        let busy = a.try_borrow().map(|a| a.working.is_some()).unwrap_or(false);
+        if busy {
+            schedule_redraw(&a);
+        }
+    });
+    let _ = window().set_interval_with_callback_and_timeout_and_arguments_0(
+        tick.as_ref().unchecked_ref(),
+        1000,
+    );
+    tick.forget();
 }
 
 fn build_presets() {
@@ -539,9 +719,9 @@ fn show_settings(s: &Settings) {
         if let Some(i) = e.dyn_ref::<HtmlInputElement>() {
             i.set_disabled(varied);
             i.set_title(if varied {
-                "set by the compared values"
+                "Set by the compared values (one run per value): edit them under “Compare runs”"
             } else {
-                ""
+                help(f.key).unwrap_or_default()
             });
         }
     }
@@ -563,7 +743,29 @@ fn apply_embed(page: &PageState) {
         set_hidden(&by_id::<Element>(&format!("btn-{b}")), !show.contains(&b));
     }
     set_hidden(&by_id::<Element>("exports"), !show.contains(&"export"));
-    let any_control = FIELDS.iter().any(|f| show.contains(&f.key));
+    // A shown control that the preset varies across runs would sit disabled:
+    // show the compared values instead (they are what the runs differ in).
+    let mut show = show;
+    if let Some(varied) = page.settings.vary.key() {
+        if show.contains(&varied) {
+            show.retain(|k| *k != varied);
+            if !show.contains(&"values") {
+                show.push("values");
+            }
+            if let (Some(f), Some(label)) = (
+                field(varied),
+                document()
+                    .query_selector("label[for=ctl-values]")
+                    .ok()
+                    .flatten(),
+            ) {
+                label.set_text_content(Some(&format!("{} values (one run each)", f.short)));
+            }
+        }
+    }
+    let any_control = FIELDS
+        .iter()
+        .any(|f| show.contains(&f.key) && (f.applies)(&page.settings));
     set_hidden(&by_id::<Element>("controls"), !any_control);
     for f in FIELDS {
         if !show.contains(&f.key) {
@@ -770,15 +972,25 @@ fn series(a: &App) -> (Vec<Series<'_>>, u64) {
 
 fn redraw(a: &App) {
     let (series, x_max) = series(a);
-    for p in Panel::ALL {
-        by_id::<Element>(&format!("plot-{}", p.id())).set_inner_html(&panel_svg(p, &series, x_max));
+    if a.runs.is_empty() {
+        // Nothing loaded (bad settings or file): no stale titles or axes.
+        for p in Panel::ALL {
+            by_id::<Element>(&format!("plot-{}", p.id())).set_inner_html(
+                r#"<p class="placeholder">No run loaded — see the message above, or pick a preset.</p>"#,
+            );
+        }
+    } else {
+        for p in Panel::ALL {
+            by_id::<Element>(&format!("plot-{}", p.id()))
+                .set_inner_html(&panel_svg(p, &series, x_max));
+        }
     }
+    draw_mechanism(a);
     // Legend and latest values.
     let legend: Element = by_id("legend");
     legend.set_inner_html("");
     for (i, r) in a.runs.iter().enumerate() {
         let c = &r.info.config;
-        let model = c.model.summary();
         let last = r.rows.last();
         let fmt = |v: Option<f64>| {
             v.map(curvlab::axis::format_value)
@@ -792,7 +1004,7 @@ fn redraw(a: &App) {
         } else if r.finished {
             "done".into()
         } else {
-            format!("step {} / {}", r.step, r.info.steps)
+            format!("step {}", r.step)
         };
         let label = if r.info.label.is_empty() {
             "run".to_string()
@@ -817,41 +1029,266 @@ fn redraw(a: &App) {
         ))
         .ok();
         item.append_child(&el("strong", &[], &label)).ok();
+        let bound = last
+            .and_then(|l| BoundNote::of(l, c.loss.target_gap(), jmax))
+            .map(|b| format!(" · {}", b.short()))
+            .unwrap_or_default();
+        // The essentials first (they are what a phone shows); the set-up after.
         item.append_child(&el(
             "span",
             &[("class", "facts")],
             &format!(
-                "{model} {act:?}, {p} params · {loss} · η = {lr} · {status} · sharpness {s} (2/η = {two}) · ‖J‖ max {j} · B {b} · test acc {acc}",
-                act = c.model.activation,
-                p = r.info.params,
-                loss = match c.loss.kind {
-                    LossKind::CrossEntropy => format!("cross-entropy, α = {}", c.loss.label_smoothing),
-                    LossKind::Square => format!("square loss, s = {}", c.loss.target_scale),
-                },
-                lr = c.optim.lr,
+                "{status} · sharpness {s} (2/η = {two}) · ‖J‖ max {j}{bound} · test acc {acc}",
                 s = fmt(last.and_then(|l| l.sharpness)),
                 // 2/η of the latest step (a schedule changes it), else of the base rate.
                 two = curvlab::axis::format_value(last.map_or(2.0 / c.optim.lr, |l| l.two_over_lr)),
                 j = fmt(jmax),
-                b = fmt(last.and_then(|l| l.bound_b)),
                 acc = fmt(last.and_then(|l| l.test_acc)),
+            ),
+        ))
+        .ok();
+        item.append_child(&el(
+            "span",
+            &[("class", "setup")],
+            &format!(
+                "{model} {act:?}, {p} params · {loss} · η = {lr}",
+                model = model_name(c),
+                act = c.model.activation,
+                p = r.info.params,
+                loss = match c.loss.kind {
+                    LossKind::CrossEntropy =>
+                        format!("cross-entropy, α = {}", c.loss.label_smoothing),
+                    LossKind::Square => format!(
+                        "square loss, α = {}, s_out = {}",
+                        c.loss.label_smoothing, c.loss.target_scale
+                    ),
+                },
+                lr = c.optim.lr,
             ),
         ))
         .ok();
         legend.append_child(&item).ok();
     }
+    draw_bound(a);
     let progress: Element = by_id("progress");
-    let text = match a.runs.iter().map(|r| r.step).min() {
-        Some(s) => {
-            let total = a.runs.iter().map(|r| r.info.steps).max().unwrap_or(0);
-            let rows: usize = a.runs.iter().map(|r| r.rows.len()).sum();
-            format!("step {s} / {total} · {rows} measurements")
-        }
-        None => String::new(),
+    progress.set_text_content(Some(&progress_text(a)));
+    let rate = a
+        .runs
+        .iter()
+        .map(|r| r.steps_per_s)
+        .filter(|&v| v > 0.0)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+    if let Some(body) = document().body() {
+        match rate {
+            Some(v) => body
+                .set_attribute("data-steps-per-s", &format!("{v:.2}"))
+                .ok(),
+            None => body.remove_attribute("data-steps-per-s").ok(),
+        };
+    }
+    let data = match a.runs.first() {
+        Some(r) => format!("Data: {}", r.info.data_name),
+        None => format!(
+            "Data: {} — not loaded",
+            match a.page.settings.data {
+                DataKind::Synthetic => "synthetic δ-good set",
+                DataKind::Toy => "2-D toy set",
+                DataKind::Cifar => "CIFAR-10 files",
+            }
+        ),
     };
-    progress.set_text_content(Some(&text));
-    if let Some(d) = a.runs.first().map(|r| r.info.data_name.clone()) {
-        by_id::<Element>("data-name").set_text_content(Some(&format!("Data: {d}")));
+    by_id::<Element>("data-name").set_text_content(Some(&data));
+}
+
+/// "MLP 128×128", "CNN 8-16", "ResNet18".
+fn model_name(c: &curvlab::experiment::RunConfig) -> String {
+    let join =
+        |v: &[usize], sep: &str| v.iter().map(usize::to_string).collect::<Vec<_>>().join(sep);
+    match c.model.kind {
+        curvlab::experiment::ModelKind::Mlp => format!("MLP {}", join(&c.model.hidden, "×")),
+        curvlab::experiment::ModelKind::Cnn => format!("CNN {}", join(&c.model.channels, "-")),
+        other => other.display_name().to_string(),
+    }
+}
+
+/// The progress line: steps, the latest step's loss, when the next
+/// measurement comes, speed, and what the worker is busy with.
+fn progress_text(a: &App) -> String {
+    let Some(s) = a.runs.iter().map(|r| r.step).min() else {
+        return String::new();
+    };
+    let total = a.runs.iter().map(|r| r.info.steps).max().unwrap_or(0);
+    let mut text = format!("step {s} / {total}");
+    if let Some(l) = a.runs.first().and_then(|r| r.loss) {
+        text.push_str(&format!(" · loss {}", crate::plot::fmt_num(l)));
+    }
+    let every = a
+        .runs
+        .first()
+        .map(|r| r.info.config.measure_every)
+        .unwrap_or(1)
+        .max(1);
+    let next = (s / every + 1) * every;
+    if !a.finished && next <= total && s > 0 && !s.is_multiple_of(every) {
+        text.push_str(&format!(" · next measurement at {next}"));
+    }
+    let rate = a.runs.iter().map(|r| r.steps_per_s).fold(0.0, f64::max);
+    if rate > 0.0 {
+        text.push_str(&format!(" · {rate:.0} steps/s"));
+    }
+    if let Some((what, t0)) = &a.working {
+        let secs = ((js_sys::Date::now() - t0) / 1000.0).floor();
+        text.push_str(&format!(" · {what}…"));
+        if secs >= 1.0 {
+            text.push_str(&format!(" {secs:.0} s"));
+        }
+    }
+    text
+}
+
+/// The Theorem 5.1 note under the plots: B where it is positive, otherwise ℓ
+/// against Δ/2 (for the first run; the legend has every run's).
+fn draw_bound(a: &App) {
+    let note: Element = by_id("bound-note");
+    let b = a.runs.first().and_then(|r| {
+        let last = r.rows.last()?;
+        let c = &r.info.config;
+        BoundNote::of(
+            last,
+            c.loss.target_gap(),
+            crate::plot::jac(last, c.loss.kind).0,
+        )
+    });
+    let Some(b) = b else {
+        set_hidden(&note, true);
+        return;
+    };
+    set_hidden(&note, false);
+    note.set_attribute("data-active", if b.active() { "1" } else { "0" })
+        .ok();
+    note.set_inner_html("");
+    note.append_child(&el("span", &[("class", "bound-text")], &b.sentence()))
+        .ok();
+    // ℓ against Δ/2 on one bar: the marker must pass the line for B to become positive.
+    let ratio = b.fit_ratio();
+    let scale = ratio.max(1.0) * 1.15;
+    let meter = el(
+        "span",
+        &[
+            ("class", "bound-meter"),
+            ("role", "img"),
+            ("aria-label", &format!("ℓ is {:.2} times Δ/2", ratio)),
+        ],
+        "",
+    );
+    meter
+        .append_child(&el(
+            "span",
+            &[
+                ("class", "bound-line"),
+                ("style", &format!("left:{:.1}%", 100.0 / scale)),
+                ("title", "Δ/2"),
+            ],
+            "",
+        ))
+        .ok();
+    meter
+        .append_child(&el(
+            "span",
+            &[
+                ("class", "bound-ell"),
+                ("style", &format!("width:{:.1}%", 100.0 * ratio / scale)),
+                ("title", "ℓ"),
+            ],
+            "",
+        ))
+        .ok();
+    note.append_child(&meter).ok();
+}
+
+/// The mechanism panels: the loss slice of the focused run, and its data
+/// (decision regions for 2-D data, the largest-Jacobian images for CIFAR).
+fn draw_mechanism(a: &App) {
+    let slice_fig: Element = by_id("plot-mechanism");
+    let regions_fig: Element = by_id("plot-regions");
+    let chooser: Element = by_id("mechanism-run");
+    let Some((i, r)) = a
+        .runs
+        .iter()
+        .enumerate()
+        .nth(a.focus)
+        .or_else(|| a.runs.iter().enumerate().next())
+    else {
+        set_hidden(&slice_fig, true);
+        set_hidden(&regions_fig, true);
+        set_hidden(&chooser, true);
+        return;
+    };
+    set_hidden(&slice_fig, false);
+    let color = PALETTE[i % PALETTE.len()];
+    let m = r.mechanism.as_ref();
+    let note = if r.info.config.measure.sharpness {
+        "waiting for the first sharpness estimate"
+    } else {
+        "sharpness is off"
+    };
+    let svg = slice_svg(m.and_then(|(m, _)| m.slice.as_ref()), color, note);
+    slice_fig.set_inner_html(&svg);
+    // Which run: one button per run, when there are several.
+    set_hidden(&chooser, a.runs.len() < 2);
+    if a.runs.len() >= 2 && chooser.child_element_count() as usize != a.runs.len() {
+        chooser.set_inner_html("");
+        for (k, run) in a.runs.iter().enumerate() {
+            let b = el(
+                "button",
+                &[
+                    ("type", "button"),
+                    ("data-run", &k.to_string()),
+                    (
+                        "style",
+                        &format!("border-color:{}", PALETTE[k % PALETTE.len()]),
+                    ),
+                ],
+                if run.info.label.is_empty() {
+                    "run"
+                } else {
+                    run.info.label.as_str()
+                },
+            );
+            chooser.append_child(&b).ok();
+        }
+    }
+    if let Ok(buttons) = chooser.query_selector_all("button") {
+        for k in 0..buttons.length() {
+            if let Some(b) = buttons.item(k).and_then(|n| n.dyn_into::<Element>().ok()) {
+                b.set_attribute(
+                    "aria-pressed",
+                    if k as usize == i { "true" } else { "false" },
+                )
+                .ok();
+            }
+        }
+    }
+    let (top, thumbs) = match m {
+        Some((m, t)) => (&m.top_jacobian[..], &t[..]),
+        None => (&[][..], &[][..]),
+    };
+    match &r.info.view {
+        DataView::Plane {
+            points,
+            labels,
+            classes,
+            ..
+        } => {
+            set_hidden(&regions_fig, false);
+            let regions = m.and_then(|(m, _)| m.regions.as_ref());
+            regions_fig.set_inner_html(&plane_svg(regions, points, labels, top, *classes));
+        }
+        DataView::Images { .. } => {
+            set_hidden(&regions_fig, false);
+            regions_fig.set_inner_html(&images_svg(top, thumbs, &CIFAR10_CLASSES));
+        }
+        DataView::Other => set_hidden(&regions_fig, true),
     }
 }
 

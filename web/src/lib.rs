@@ -12,17 +12,25 @@
 //! | [`protocol`] | messages between page and worker |
 //! | [`data`] | a run's data: synthetic, toy, or a CIFAR file from disk |
 //! | [`plot`] | the four plots as SVG |
+//! | [`slice`] | the mechanism panel: the loss along the top eigenvector and one GD step |
+//! | [`regions`] | decision regions and the largest-Jacobian examples (2-D data, images) |
+//! | [`bound`] | what the page says about the Theorem 5.1 bound (and why it is 0) |
+//! | [`help`] | a tooltip for every control |
 //! | [`export`] | metrics as JSON and CSV |
 //! | `app`, `worker` (wasm32 only) | the page's DOM glue; the training loop in the worker |
 //!
 //! The pure modules build and test natively (`cargo test -p curvlab-web`).
 
+pub mod bound;
 pub mod data;
 pub mod export;
+pub mod help;
 pub mod plot;
 pub mod presets;
 pub mod protocol;
+pub mod regions;
 pub mod settings;
+pub mod slice;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;

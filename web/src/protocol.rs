@@ -3,7 +3,9 @@
 //! an `ArrayBuffer`).
 
 use curvlab::experiment::RunConfig;
+use curvlab::mechanism::Mechanism;
 use curvlab::record::MetricsRow;
+use curvlab::regions::Bounds;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::{BackendPref, RunPlan, Speed};
@@ -90,16 +92,59 @@ pub struct RunInfo {
     pub train: usize,
     pub test: usize,
     pub measure_n: usize,
+    /// What the data looks like, for the mechanism panel.
+    pub view: DataView,
+}
+
+/// The training data as the mechanism panel draws it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DataView {
+    /// 2-D inputs: the measurement subset's points `[x, y]` and labels, and
+    /// the plane the decision regions cover.
+    Plane {
+        points: Vec<[f32; 2]>,
+        labels: Vec<u32>,
+        classes: usize,
+        bounds: Bounds,
+    },
+    /// 3×32×32 images (CIFAR): shown as the examples of largest Jacobian norm.
+    Images { classes: usize },
+    /// Neither (the synthetic δ-good set: k-dimensional latents in d dimensions).
+    Other,
+}
+
+/// An image of the training set as RGB bytes (`[32, 32, 3]`, row-major).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thumb {
+    /// Index in the measurement subset.
+    pub index: usize,
+    pub rgb: Vec<u8>,
 }
 
 /// One thing that happened to run `run`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Update {
     /// The latest optimiser step and its (minibatch) loss; steps in between
-    /// are folded into the batch's last one.
-    Step { run: usize, step: u64, loss: f64 },
+    /// are folded into the batch's last one. `steps_per_s`: optimiser steps
+    /// per second of training work (measurements excluded) over the last
+    /// second or so; 0 until known.
+    Step {
+        run: usize,
+        step: u64,
+        loss: f64,
+        #[serde(default)]
+        steps_per_s: f64,
+    },
     /// A measurement row.
     Row { run: usize, row: Box<MetricsRow> },
+    /// The mechanism panel's content after a measurement row: the loss along
+    /// the top eigenvector, decision regions (2-D data), the examples of
+    /// largest Jacobian norm (with their images for image data).
+    Mechanism {
+        run: usize,
+        mechanism: Box<Mechanism>,
+        thumbs: Vec<Thumb>,
+    },
     /// The run has nothing more to do.
     Finished { run: usize },
     /// The run failed; the others go on.
@@ -123,6 +168,10 @@ pub enum FromWorker {
     },
     /// Playing or not; finished when every run is.
     Status { playing: bool, finished: bool },
+    /// The worker has started a slow unit of work (a measurement, or a first
+    /// step that compiles GPU kernels); the page shows it until the next
+    /// progress arrives.
+    Working { generation: u64, what: String },
     /// A problem the page shows in one line (bad file, bad settings, a
     /// backend failure). `fatal`: the worker cannot go on.
     Error { message: String, fatal: bool },
@@ -134,6 +183,7 @@ impl Update {
         match self {
             Update::Step { run, .. }
             | Update::Row { run, .. }
+            | Update::Mechanism { run, .. }
             | Update::Finished { run }
             | Update::Failed { run, .. } => *run,
         }
@@ -165,6 +215,7 @@ mod tests {
             run,
             step,
             loss: 1.0,
+            steps_per_s: 0.0,
         };
         let mut b = Vec::new();
         for u in [

@@ -491,9 +491,9 @@ macro_rules! num_field {
 }
 
 const DATA_CHOICES: &[(&str, &str)] = &[
-    ("synthetic", "synthetic δ-good (k-dim. latents)"),
-    ("toy", "2-D toy (spirals / rings)"),
-    ("cifar", "CIFAR-10 file from disk"),
+    ("synthetic", "synthetic δ-good"),
+    ("toy", "2-D toy set"),
+    ("cifar", "CIFAR-10 files"),
 ];
 const SHAPE_CHOICES: &[(&str, &str)] = &[("spirals", "spirals"), ("rings", "rings")];
 const ACT_CHOICES: &[(&str, &str)] = &[("tanh", "tanh"), ("relu", "ReLU"), ("gelu", "GELU")];
@@ -812,7 +812,7 @@ pub static FIELDS: &[Field] = &[
     num_field!(
         "batch",
         "Batch size (0 = full batch)",
-        "B",
+        "batch",
         "optim",
         always,
         usize,
@@ -1066,6 +1066,8 @@ impl PageState {
                 "embed" => st.embed = v != "0",
                 "autoplay" => st.autoplay = v != "0",
                 "show" => st.show = split_list(&v),
+                // The guided story's step (read by the page, not a setting).
+                "story" => {}
                 _ => controls.push((k, v)),
             }
         }

@@ -10,7 +10,11 @@
 
 use burn::tensor::{Device, Tensor};
 use curvlab::backend::{self, BackendKind};
+use curvlab::data::cifar;
+use curvlab::data::Dataset;
 use curvlab::experiment::{Event, Run};
+use curvlab::mechanism::{Mechanism, MechanismConfig};
+use curvlab::regions::Bounds;
 use futures_channel::mpsc::{unbounded, UnboundedReceiver};
 use futures_lite::StreamExt;
 use js_sys::{Function, Object, Promise, Reflect};
@@ -20,13 +24,17 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::data::{self, UserFile};
-use crate::protocol::{push_update, BackendInfo, FromWorker, RunInfo, ToWorker, Update};
-use crate::settings::{BackendPref, RunPlan};
+use crate::protocol::{
+    push_update, BackendInfo, DataView, FromWorker, RunInfo, Thumb, ToWorker, Update,
+};
+use crate::settings::{BackendPref, DataPlan, RunPlan};
 
 /// Longest time updates wait before they are sent to the page.
 pub const FLUSH_MS: f64 = 100.0;
 /// Longest stretch of work between yields to the event loop.
 const YIELD_MS: f64 = 40.0;
+/// The window over which steps per second are measured.
+const RATE_MS: f64 = 1000.0;
 
 fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
@@ -123,12 +131,35 @@ fn lose_device() {
 }
 
 /// Resolves after the worker's event loop has run once (so queued messages
-/// are delivered).
+/// are delivered). A `MessageChannel` message, not `setTimeout(0)`: browsers
+/// clamp nested timeouts to 4 ms, which cost the CPU backend a tenth of its time.
 async fn yield_now() {
     let p = Promise::new(&mut |resolve, _| {
-        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        if post_to_self(&resolve).is_none() {
+            let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        }
     });
     let _ = JsFuture::from(p).await;
+}
+
+/// `new MessageChannel()`, `port1.onmessage = f`, `port2.postMessage(undefined)`
+/// (through `Reflect`: no web-sys feature, so burn's web-sys build is shared).
+fn post_to_self(f: &Function) -> Option<()> {
+    let global = js_sys::global();
+    let ctor: Function = Reflect::get(&global, &"MessageChannel".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let ch = Reflect::construct(&ctor, &js_sys::Array::new()).ok()?;
+    let port1 = Reflect::get(&ch, &"port1".into()).ok()?;
+    let port2 = Reflect::get(&ch, &"port2".into()).ok()?;
+    Reflect::set(&port1, &"onmessage".into(), f).ok()?;
+    let post: Function = Reflect::get(&port2, &"postMessage".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    post.call1(&port2, &JsValue::UNDEFINED).ok()?;
+    Some(())
 }
 
 struct Slot {
@@ -136,6 +167,16 @@ struct Slot {
     /// Optimiser steps the run takes.
     steps: u64,
     finished: bool,
+    /// The step of the latest measurement row.
+    measured: Option<u64>,
+    /// The plane of the decision regions (2-D data).
+    bounds: Option<Bounds>,
+    /// The training set and its input scale, for the thumbnails of image data.
+    images: Option<(Dataset, f32)>,
+    /// Optimiser steps and milliseconds of step work in the current rate window.
+    rate_steps: u64,
+    rate_ms: f64,
+    steps_per_s: f64,
 }
 
 #[derive(Default)]
@@ -151,6 +192,8 @@ struct Driver {
     batch: Vec<Update>,
     last_flush: f64,
     last_yield: f64,
+    /// On WebGPU (its first units of work compile kernels).
+    webgpu: bool,
 }
 
 impl Driver {
@@ -214,6 +257,7 @@ impl Driver {
                         BackendKind::Cpu
                     };
                     self.device = Some((device, kind));
+                    self.webgpu = info.webgpu;
                     post(&FromWorker::Backend(info));
                 }
             }
@@ -271,11 +315,21 @@ impl Driver {
                 .collect();
             let built = build(plan, &files, kind, &device).await;
             match built {
-                Ok((run, info)) => {
+                Ok((run, info, images)) => {
+                    let bounds = match &info.view {
+                        DataView::Plane { bounds, .. } => Some(*bounds),
+                        _ => None,
+                    };
                     self.runs.push(Slot {
                         run,
                         steps: info.steps,
                         finished: false,
+                        measured: None,
+                        bounds,
+                        images,
+                        rate_steps: 0,
+                        rate_ms: 0.0,
+                        steps_per_s: 0.0,
                     });
                     infos.push(info);
                 }
@@ -309,9 +363,21 @@ impl Driver {
                 continue;
             }
             loop {
+                self.announce(i);
+                let t0 = now_ms();
                 let ev = self.runs[i].run.next().await;
                 let took_step = matches!(ev, Ok(Some(Event::Step { .. })));
+                if took_step {
+                    self.time_step(i, now_ms() - t0);
+                }
+                let row = match &ev {
+                    Ok(Some(Event::Row(r))) if !r.diverged => Some(r.sharpness),
+                    _ => None,
+                };
                 self.record(i, ev);
+                if let Some(sharpness) = row {
+                    self.mechanism(i, sharpness).await;
+                }
                 if !stepping || self.runs[i].finished {
                     break;
                 }
@@ -320,8 +386,16 @@ impl Driver {
                     let every = self.runs[i].run.config().measure_every;
                     let s = self.runs[i].run.step();
                     if s.is_multiple_of(every) || s == self.runs[i].steps {
+                        self.announce(i);
                         let ev = self.runs[i].run.next().await;
+                        let row = match &ev {
+                            Ok(Some(Event::Row(r))) if !r.diverged => Some(r.sharpness),
+                            _ => None,
+                        };
                         self.record(i, ev);
+                        if let Some(sharpness) = row {
+                            self.mechanism(i, sharpness).await;
+                        }
                     }
                     break;
                 }
@@ -335,19 +409,112 @@ impl Driver {
         }
     }
 
+    /// Tells the page at once when run `i`'s next unit of work is slow: a
+    /// measurement (Lanczos, Jacobian norms), or a first step on WebGPU
+    /// (the adapter compiles its kernels; tens of seconds on a software one).
+    fn announce(&mut self, i: usize) {
+        let slot = &self.runs[i];
+        let s = slot.run.step();
+        let every = slot.run.config().measure_every;
+        let measuring = (s.is_multiple_of(every) || s == slot.steps) && slot.measured != Some(s);
+        let what = if measuring {
+            let gpu = if self.webgpu && slot.measured.is_none() {
+                " — the GPU compiles its kernels first"
+            } else {
+                ""
+            };
+            format!("measuring at step {s}: sharpness, Jacobian norms{gpu}")
+        } else if self.webgpu && s == 0 {
+            "first step: the GPU compiles its kernels".into()
+        } else {
+            return;
+        };
+        self.flush();
+        post(&FromWorker::Working {
+            generation: self.generation,
+            what,
+        });
+    }
+
+    /// Counts `ms` of step work of run `i` towards its steps per second.
+    fn time_step(&mut self, i: usize, ms: f64) {
+        let slot = &mut self.runs[i];
+        slot.rate_steps += 1;
+        slot.rate_ms += ms;
+        if slot.rate_ms >= RATE_MS || slot.steps_per_s == 0.0 && slot.rate_steps >= 10 {
+            slot.steps_per_s = slot.rate_steps as f64 * 1000.0 / slot.rate_ms.max(1e-3);
+            slot.rate_steps = 0;
+            slot.rate_ms = 0.0;
+        }
+    }
+
+    /// The mechanism panel's content for run `i` after its row (a failure is
+    /// reported in the console and skipped: the run goes on).
+    async fn mechanism(&mut self, i: usize, sharpness: Option<f64>) {
+        let slot = &self.runs[i];
+        let cfg = MechanismConfig {
+            region_cells: if slot.bounds.is_some() { 48 } else { 0 },
+            top_jacobian: if slot.bounds.is_some() || slot.images.is_some() {
+                5
+            } else {
+                0
+            },
+            ..MechanismConfig::default()
+        };
+        match slot.run.mechanism(sharpness, slot.bounds, &cfg).await {
+            Ok(m) => {
+                let m = finite(m);
+                let thumbs = match &slot.images {
+                    Some((data, scale)) => m
+                        .top_jacobian
+                        .iter()
+                        .map(|e| Thumb {
+                            index: e.index,
+                            rgb: rgb_bytes(data.input(e.index), *scale),
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                push_update(
+                    &mut self.batch,
+                    Update::Mechanism {
+                        run: i,
+                        mechanism: Box::new(m),
+                        thumbs,
+                    },
+                );
+            }
+            Err(e) => web_sys::console::warn_1(&JsValue::from_str(&format!(
+                "mechanism panel of run {i}: {e}"
+            ))),
+        }
+    }
+
     fn record(&mut self, i: usize, ev: curvlab::Result<Option<Event>>) {
         match ev {
             Ok(Some(Event::Started { .. })) => {}
             Ok(Some(Event::Step { step, loss, .. })) => {
-                push_update(&mut self.batch, Update::Step { run: i, step, loss })
+                let steps_per_s = self.runs[i].steps_per_s;
+                push_update(
+                    &mut self.batch,
+                    Update::Step {
+                        run: i,
+                        step,
+                        loss,
+                        steps_per_s,
+                    },
+                )
             }
-            Ok(Some(Event::Row(row))) => push_update(
-                &mut self.batch,
-                Update::Row {
-                    run: i,
-                    row: Box::new(row),
-                },
-            ),
+            Ok(Some(Event::Row(row))) => {
+                self.runs[i].measured = Some(row.step);
+                push_update(
+                    &mut self.batch,
+                    Update::Row {
+                        run: i,
+                        row: Box::new(row),
+                    },
+                )
+            }
             Ok(None) => {
                 self.runs[i].finished = true;
                 push_update(&mut self.batch, Update::Finished { run: i });
@@ -373,7 +540,7 @@ async fn build(
     files: &[UserFile<'_>],
     kind: BackendKind,
     device: &Device,
-) -> Result<(Run, RunInfo), String> {
+) -> Result<(Run, RunInfo, Option<(Dataset, f32)>), String> {
     let (train, test) = data::load(plan, files)?;
     let mut cfg = plan.config.clone();
     cfg.backend = kind;
@@ -390,6 +557,32 @@ async fn build(
     else {
         return Err("internal: a new run did not start with Started".into());
     };
+    let subset = train.first(measure_n);
+    let (view, images) = if train.input_len() == 2 {
+        let bounds = Bounds::around(&subset, 0.08).map_err(|e| e.to_string())?;
+        (
+            DataView::Plane {
+                points: subset.x.chunks(2).map(|p| [p[0], p[1]]).collect(),
+                labels: subset.y.clone(),
+                classes: train.classes,
+                bounds,
+            },
+            None,
+        )
+    } else if train.input_shape == [3, 32, 32] {
+        let scale = match plan.data {
+            DataPlan::CifarFile { input_scale, .. } => input_scale,
+            _ => 1.0,
+        };
+        (
+            DataView::Images {
+                classes: train.classes,
+            },
+            Some((subset, scale)),
+        )
+    } else {
+        (DataView::Other, None)
+    };
     let info = RunInfo {
         label: plan.label.clone(),
         config: cfg,
@@ -399,8 +592,47 @@ async fn build(
         train: n_train,
         test: n_test,
         measure_n,
+        view,
     };
-    Ok((run, info))
+    Ok((run, info, images))
+}
+
+/// A normalised CIFAR input (`[3, 32, 32]`, (x/255 − mean)/std · scale) back
+/// to RGB bytes `[32, 32, 3]`.
+fn rgb_bytes(x: &[f32], scale: f32) -> Vec<u8> {
+    let plane = 32 * 32;
+    let mut out = vec![0u8; 3 * plane];
+    for c in 0..3 {
+        for p in 0..plane {
+            let v = (x[c * plane + p] / scale * cifar::STD[c] + cifar::MEAN[c]) * 255.0;
+            out[3 * p + c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// Drops what JSON cannot carry (NaN, ±∞ from a diverging run): a slice with
+/// such a value is left out.
+fn finite(mut m: Mechanism) -> Mechanism {
+    if let Some(s) = &m.slice {
+        let ok = s
+            .loss
+            .iter()
+            .chain(&s.t)
+            .chain([&s.loss0, &s.slope, &s.curvature, &s.t_step, &s.loss_step])
+            .all(|v| v.is_finite());
+        if !ok {
+            m.slice = None;
+        }
+    }
+    if m.regions
+        .as_ref()
+        .is_some_and(|g| g.confidence.iter().any(|c| !c.is_finite()))
+    {
+        m.regions = None;
+    }
+    m.top_jacobian.retain(|e| e.norm.is_finite());
+    m
 }
 
 /// What the browser says about its WebGPU adapter, or why there is none.
