@@ -72,6 +72,11 @@ impl Observer for Bar {
         }
     }
 
+    fn notice(&mut self, msg: &str) {
+        // Also when quiet: it is about the results, not the progress.
+        self.bar.suspend(|| eprintln!("{msg}"));
+    }
+
     fn stopped(&mut self) {
         self.bar.finish_and_clear();
     }
