@@ -206,7 +206,11 @@ pub fn plot_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
     write_png(path, (WIDTH, HEIGHT), |root| draw_run(rows, title, root))
 }
 
-fn draw_run(rows: &[MetricsRow], title: &str, root: &DrawingArea<BitMapBackend, Shift>) -> Result<()> {
+fn draw_run(
+    rows: &[MetricsRow],
+    title: &str,
+    root: &DrawingArea<BitMapBackend, Shift>,
+) -> Result<()> {
     root.fill(&WHITE)?;
     let (title_area, body) = root.split_vertically(TITLE_H);
     draw_title(&title_area, title)?;

@@ -125,8 +125,7 @@ fn layout(dir: &Path) -> Result<Layout> {
     let train = train_batches(dir)?;
     if !train.is_empty() {
         let test = dir.join("test_batch.bin");
-        let what =
-            "CIFAR-10 test batch: expected test_batch.bin beside the data_batch_*.bin files";
+        let what = "CIFAR-10 test batch: expected test_batch.bin beside the data_batch_*.bin files";
         if !paths::is_regular_file(&test, what)? {
             return Err(Error::MissingFile {
                 path: test,

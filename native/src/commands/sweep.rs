@@ -136,7 +136,10 @@ fn run(a: SweepRunArgs) -> Result<()> {
                     } else {
                         b.holder.clone()
                     };
-                    eprintln!("run {}/{n} {}: being run by {who}; skipped", run.index, run.dir);
+                    eprintln!(
+                        "run {}/{n} {}: being run by {who}; skipped",
+                        run.index, run.dir
+                    );
                     busy.push(run.index);
                     continue;
                 }
