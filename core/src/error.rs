@@ -11,12 +11,25 @@ pub enum Error {
     #[error("{path}: file not found ({what})")]
     MissingFile { path: PathBuf, what: String },
 
-    /// A file exists but could not be read.
-    #[error("{path}: {source}")]
+    /// A path exists but is not what is needed there: a regular file where a
+    /// directory is expected, a FIFO where a file is, …
+    #[error("{path}: is {found}, not {expected} ({what})")]
+    WrongKind {
+        path: PathBuf,
+        /// What the path is: "a regular file", "a directory", "a FIFO", …
+        found: &'static str,
+        /// What it must be: "a directory" or "a regular file".
+        expected: &'static str,
+        what: String,
+    },
+
+    /// A file exists but could not be read or written. The I/O error is part
+    /// of this message and deliberately not also its `source()`, so that a
+    /// printed error chain (`{:#}`) states the cause once.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// A binary dataset file whose length is not a whole number of records.
@@ -60,17 +73,38 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// Wrap an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        if source.kind() == std::io::ErrorKind::NotFound {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        if cause.kind() == std::io::ErrorKind::NotFound {
             Error::MissingFile {
                 path: path.into(),
-                what: source.to_string(),
+                what: cause.to_string(),
             }
         } else {
             Error::Io {
                 path: path.into(),
-                source,
+                cause,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cause of an I/O error is printed once, also in a chain (`{:#}`,
+    /// as the CLI prints errors), never "…: Permission denied (os error 13):
+    /// Permission denied (os error 13)".
+    #[test]
+    fn an_io_cause_is_stated_once() {
+        let e = Error::io(
+            "/x/train.bin",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert!(std::error::Error::source(&e).is_none());
+        let cause = std::io::Error::from(std::io::ErrorKind::PermissionDenied).to_string();
+        let line = format!("{e}");
+        assert_eq!(line, format!("/x/train.bin: {cause}"));
+        assert_eq!(line.matches(&cause).count(), 1, "{line}");
     }
 }

@@ -31,6 +31,7 @@
 //! | checkpoints of a run (exact resume) | [`checkpoint`] |
 //! | results rows (`metrics.jsonl`) | [`record`] |
 //! | atomic file writes (temporary, fsync, rename) | [`atomic`] |
+//! | what a path is, checked before reading (missing, a directory, a FIFO) | [`paths`] |
 //! | plot axes: nice ticks, log ticks, tick labels | [`axis`] |
 //!
 //! Every number is computed here; the CLI and the browser app are thin shells.
@@ -58,6 +59,7 @@ pub mod measure;
 pub mod mechanism;
 pub mod models;
 pub mod objective;
+pub mod paths;
 pub mod probe;
 pub mod record;
 pub mod regions;

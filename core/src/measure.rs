@@ -223,7 +223,11 @@ impl Measurer {
     /// extras included (a single measurement: [`Measurer::measure_at`] 0).
     ///
     /// If the training loss is not finite, only the loss fields are filled
-    /// and `row.diverged` is set.
+    /// (no accuracy: the arg-max of non-finite logits means nothing) and
+    /// `row.diverged` is set. If the loss is finite but a curvature or
+    /// Jacobian product is not (f32 overflow at huge weights), `diverged` is
+    /// set too, and an eigenvalue that is not finite comes without a
+    /// residual ([`mark_non_finite`]).
     pub async fn measure(&mut self, model: &Model, row: &mut MetricsRow) -> Result<()> {
         self.measure_at(model, row, 0).await
     }
@@ -253,6 +257,9 @@ impl Measurer {
         }
         if !tr.loss.is_finite() || !tr.max_example_loss_kl.is_finite() {
             row.diverged = true;
+            row.train_acc = None;
+            row.test_acc = None;
+            row.acc_gap = None;
             return Ok(());
         }
         let (mut top, mut gn_top) = (None, None);
@@ -298,7 +305,39 @@ impl Measurer {
             row.bound_ell = Some(l);
             row.bound_b = Some(data_bound(self.loss.target_gap(), l, ic.distance));
         }
+        mark_non_finite(row);
         Ok(())
+    }
+}
+
+/// A row whose loss is finite but some measured product is not (Hessian- or
+/// Gauss–Newton-vector products, Jacobian norms, the trace: f32 overflow at
+/// huge weights) records that as a divergence: `diverged` is set, and an
+/// eigenvalue that is not finite loses its residual and eigen-pairs, which
+/// the solver stopped on without meaning (it reports 0 for them).
+fn mark_non_finite(row: &mut MetricsRow) {
+    let bad = |v: Option<f64>| v.is_some_and(|v| !v.is_finite());
+    let sharpness_bad = bad(row.sharpness) || row.eigenvalues.iter().any(|v| !v.is_finite());
+    let gn_bad = bad(row.gn_sharpness);
+    let others = [
+        row.jac_softmax_max,
+        row.jac_logit_max,
+        row.bound_b,
+        row.trace,
+        row.cost_curvature_max,
+    ];
+    if sharpness_bad {
+        row.sharpness = None;
+        row.sharpness_residual = None;
+        row.eigenvalues.clear();
+        row.residuals.clear();
+    }
+    if gn_bad {
+        row.gn_sharpness = None;
+        row.gn_residual = None;
+    }
+    if sharpness_bad || gn_bad || others.into_iter().any(bad) {
+        row.diverged = true;
     }
 }
 
@@ -507,5 +546,46 @@ mod tests {
         assert_eq!(a, probe_rng(1, 0, "trace").next_u64());
         assert_ne!(a, probe_rng(1, 50, "trace").next_u64());
         assert_ne!(a, probe_rng(1, 0, "density").next_u64());
+    }
+
+    /// Issue 12: a finite loss whose curvature overflowed (weights of 1e30)
+    /// gave `sharpness: null` with `sharpness_residual: 0.0` and
+    /// `diverged: false`; it is a divergence, and a non-finite eigenvalue
+    /// has no residual.
+    #[test]
+    fn non_finite_products_mark_the_row_diverged() {
+        let mut row = MetricsRow {
+            train_loss: Some(1.5e30),
+            sharpness: Some(f64::NAN),
+            sharpness_residual: Some(0.0),
+            eigenvalues: vec![f64::NAN],
+            residuals: vec![0.0],
+            gn_sharpness: Some(2.0),
+            gn_residual: Some(1e-3),
+            ..Default::default()
+        };
+        mark_non_finite(&mut row);
+        assert!(row.diverged);
+        assert_eq!((row.sharpness, row.sharpness_residual), (None, None));
+        assert!(row.eigenvalues.is_empty() && row.residuals.is_empty());
+        assert_eq!(row.gn_sharpness, Some(2.0));
+        // A Jacobian norm that overflowed is a divergence too.
+        let mut row = MetricsRow {
+            sharpness: Some(3.0),
+            jac_logit_max: Some(f64::INFINITY),
+            ..Default::default()
+        };
+        mark_non_finite(&mut row);
+        assert!(row.diverged && row.sharpness == Some(3.0));
+        // Finite numbers leave the row as it is.
+        let fine = MetricsRow {
+            sharpness: Some(3.0),
+            sharpness_residual: Some(0.0),
+            eigenvalues: vec![3.0],
+            ..Default::default()
+        };
+        let mut row = fine.clone();
+        mark_non_finite(&mut row);
+        assert_eq!(row, fine);
     }
 }

@@ -256,7 +256,9 @@ pub struct MetricsRow {
     pub n: usize,
     /// BatchNorm mode of the Hessian ("train", "eval", or "none" for BN-free models).
     pub bn_mode: String,
-    /// True on the row that records a divergence (NaN/inf loss); the run ends there.
+    /// True on the row that records a divergence: a NaN/inf loss (the row
+    /// then has no accuracy), or a finite loss whose curvature or Jacobian
+    /// products are not finite (f32 overflow); the run ends there.
     pub diverged: bool,
     /// Seconds since the start of the run.
     pub wall_s: f64,

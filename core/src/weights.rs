@@ -78,8 +78,14 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
 
 /// Reads every tensor of a safetensors file, and its metadata.
 pub fn read(path: &Path) -> Result<Contents> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes).map_err(|msg| Error::Weights {
+    let bytes = crate::paths::read(path, "weights: a safetensors file")?;
+    parse_bytes(&bytes, path)
+}
+
+/// Reads every tensor of safetensors `bytes`, and its metadata; `path`
+/// names the source in errors. Any bytes give the contents or one error.
+pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Contents> {
+    parse(bytes).map_err(|msg| Error::Weights {
         path: path.to_path_buf(),
         msg,
     })
@@ -112,7 +118,7 @@ pub fn shapes(tensors: &HashMap<String, HostTensor>) -> Shapes {
 }
 
 /// Tensors by name, and the file's metadata.
-type Contents = (HashMap<String, HostTensor>, HashMap<String, String>);
+pub type Contents = (HashMap<String, HostTensor>, HashMap<String, String>);
 
 fn parse(bytes: &[u8]) -> std::result::Result<Contents, String> {
     let (_, meta) =
@@ -166,7 +172,20 @@ fn parse(bytes: &[u8]) -> std::result::Result<Contents, String> {
 /// `activation` then replaces the model's where it is a setting (MLP, CNN).
 /// BatchNorm running statistics are read when the model has BatchNorm.
 pub fn load(path: &Path, activation: Option<Activation>, device: &Device) -> Result<Model> {
-    let (tensors, meta) = read(path)?;
+    let bytes = crate::paths::read(path, "weights: a safetensors file")?;
+    load_bytes(&bytes, path, activation, device)
+}
+
+/// [`load`] from a safetensors file's bytes; `path` names the source in
+/// errors. Any bytes give a model or one error, never a panic (fuzzed in
+/// `tests/fuzz.rs`).
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    activation: Option<Activation>,
+    device: &Device,
+) -> Result<Model> {
+    let (tensors, meta) = parse_bytes(bytes, path)?;
     let werr = |msg: String| Error::Weights {
         path: path.to_path_buf(),
         msg,

@@ -8,10 +8,12 @@
 //! PNGs do not depend on the fonts of the machine; an SVG names the family,
 //! so viewers use theirs.
 
+use std::path::Path;
 use std::sync::Once;
 
 use curvlab::axis::{self, Ticks};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
@@ -25,6 +27,34 @@ pub fn ensure_font() {
         // text drawn, which the figure's writer returns.
         let _ = register_font("sans-serif", FontStyle::Normal, FONT_BYTES);
     });
+}
+
+/// Draws a picture of `size` pixels in memory with `draw`, encodes it as a
+/// PNG, and only then writes it to `path`, atomically
+/// ([`curvlab::atomic::write`]): the file is the whole picture or the one
+/// before, never half a PNG, and a failure (a full disk) is one line naming
+/// the file.
+pub fn write_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use image::ImageEncoder;
+    ensure_font();
+    let (w, h) = size;
+    let mut pixels = vec![0u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        draw(&root)
+            .and_then(|()| root.present().map_err(anyhow::Error::from))
+            .map_err(|e| anyhow::anyhow!("{}: cannot draw the figure: {e}", path.display()))?;
+    }
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&pixels, w, h, image::ColorType::Rgb8)
+        .map_err(|e| anyhow::anyhow!("{}: cannot encode the PNG: {e}", path.display()))?;
+    curvlab::atomic::write(path, &png)?;
+    Ok(())
 }
 
 /// The embedded font at `size` pixels.

@@ -6,6 +6,8 @@
 //! | concept | module |
 //! |---|---|
 //! | a run directory: config.json, metrics.jsonl, plot, checkpoints, resume, summary | [`run_dir`] |
+//! | one writer per run directory: the advisory lock `run.lock` | [`lock`] |
+//! | metrics.jsonl: whole rows appended in one write, torn tails cut | [`metrics_log`] |
 //! | the run figure (loss, sharpness with 2/η, Jacobian norms against step) | [`plot`] |
 //! | sweep files: parsing, expansion into runs, `--set` overrides | [`sweep`] |
 //! | `sweep.json`, the manifest of an expanded sweep | [`manifest`] |
@@ -22,7 +24,9 @@
 
 pub mod bench;
 pub mod chart;
+pub mod lock;
 pub mod manifest;
+pub mod metrics_log;
 pub mod plot;
 pub mod presets;
 pub mod report;

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::chart::{
-    ensure_font, font, Axis, BLUE, DARK, GREEN, GRID_BOLD, GRID_LIGHT, ORANGE, PURPLE, SKY,
+    font, write_png, Axis, BLUE, DARK, GREEN, GRID_BOLD, GRID_LIGHT, ORANGE, PURPLE, SKY,
     VERMILLION,
 };
 
@@ -188,8 +188,10 @@ fn panels(rows: &[MetricsRow]) -> [Panel; 3] {
 /// mean), the Theorem 5.1 bound B and the max logit-Jacobian norm. Missing
 /// (`None`) and non-finite values are skipped; a divergence is marked by a
 /// vertical line. Writes a PNG of 900×1000 pixels; `path` must end in `.png`.
-/// Empty `rows` give a figure that says "no measurements". The file is
-/// replaced atomically ([`curvlab::atomic`]).
+/// Empty `rows` give a figure that says "no measurements". The figure is
+/// drawn and encoded in memory, then replaced atomically
+/// ([`crate::chart::write_png`]): on a full disk the old figure stays and the
+/// error is one line naming the file.
 pub fn plot_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
     let ext = path
         .extension()
@@ -201,12 +203,14 @@ pub fn plot_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
             path.display()
         );
     }
-    curvlab::atomic::write_with(path, true, |tmp| draw_run(rows, title, tmp))
+    write_png(path, (WIDTH, HEIGHT), |root| draw_run(rows, title, root))
 }
 
-fn draw_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
-    ensure_font();
-    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+fn draw_run(
+    rows: &[MetricsRow],
+    title: &str,
+    root: &DrawingArea<BitMapBackend, Shift>,
+) -> Result<()> {
     root.fill(&WHITE)?;
     let (title_area, body) = root.split_vertically(TITLE_H);
     draw_title(&title_area, title)?;
@@ -237,7 +241,6 @@ fn draw_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
             draw_panel(&area, panel, (x0, x1), diverged_at)?;
         }
     }
-    root.present()?;
     Ok(())
 }
 

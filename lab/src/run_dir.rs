@@ -8,16 +8,19 @@
 //! - `checkpoint.safetensors`: every `checkpoint_every` steps, when the run
 //!   is interrupted and when it stops;
 //! - `model.safetensors`: the final weights;
-//! - `summary.json`: written last; its presence marks the run finished.
+//! - `summary.json`: written last; its presence marks the run finished;
+//! - `run.lock`: the lock that keeps a second process out while a run
+//!   writes ([`crate::lock`]).
 //!
 //! Every file but `metrics.jsonl` is replaced atomically
-//! ([`curvlab::atomic`]). With `resume`, a directory with a checkpoint
+//! ([`curvlab::atomic`]); metrics.jsonl grows by whole rows only
+//! ([`crate::metrics_log`]). With `resume`, a directory with a checkpoint
 //! continues from it: metrics.jsonl is cut back to the rows the checkpoint
-//! follows, and the rows after it are produced again, so none is lost or
-//! duplicated; a finished run is left as it is.
+//! follows (and a torn last line from a crash is cut and reported), and the
+//! rows after it are produced again, so none is lost or duplicated; a
+//! finished run is left as it is.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -26,6 +29,8 @@ use curvlab::experiment::{self, Event, Run, RunConfig};
 use curvlab::record::MetricsRow;
 use curvlab::Block;
 
+use crate::lock::RunLock;
+use crate::metrics_log::MetricsLog;
 use crate::plot::plot_run;
 
 /// How [`run_to_dir`] behaves.
@@ -49,6 +54,9 @@ pub trait Observer {
     /// The training loop stopped (done, failed or interrupted), before the
     /// final files are written or the error is returned.
     fn stopped(&mut self) {}
+    /// Something the person running it should know that does not stop the
+    /// run (a torn last row cut on resume, a file system without locks).
+    fn notice(&mut self, _msg: &str) {}
     /// Asked between steps: true stops the run with a checkpoint and the
     /// [`Interrupted`] error.
     fn interrupted(&self) -> bool {
@@ -183,17 +191,6 @@ fn write_config(dir: &Path, cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// Writes config.json and opens metrics.jsonl (truncated) in `out`.
-fn open_outputs(out: &Path, cfg: &RunConfig, metrics_path: &Path) -> Result<File> {
-    write_config(out, cfg)?;
-    OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(metrics_path)
-        .with_context(|| format!("{}", metrics_path.display()))
-}
-
 /// Reads a run's config.json (provenance fields dropped) back as a configuration.
 pub fn read_run_config(path: &Path) -> Result<RunConfig> {
     let text = fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
@@ -206,35 +203,8 @@ pub fn read_run_config(path: &Path) -> Result<RunConfig> {
     serde_json::from_value(v).with_context(|| format!("{}", path.display()))
 }
 
-/// Keeps the first `n` rows of metrics.jsonl (rewritten atomically) and returns them.
-fn truncate_metrics(path: &Path, n: usize) -> Result<Vec<MetricsRow>> {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(n)
-        .collect();
-    if lines.len() < n {
-        anyhow::bail!(
-            "{}: {} rows, but the checkpoint follows {n}; start the run afresh",
-            path.display(),
-            lines.len()
-        );
-    }
-    let rows = lines
-        .iter()
-        .map(|l| serde_json::from_str::<MetricsRow>(l))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .with_context(|| format!("{}", path.display()))?;
-    let mut keep = lines.join("\n");
-    if !keep.is_empty() {
-        keep.push('\n');
-    }
-    curvlab::atomic::write(path, keep.as_bytes())?;
-    Ok(rows)
-}
-
 /// Removes the temporaries a crashed writer left in `dir` (its files only).
+/// Called with the directory's lock held, so no live writer's temporary goes.
 fn remove_stray_temporaries(dir: &Path) {
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         if curvlab::atomic::is_temporary(&e.file_name()) && e.path().is_file() {
@@ -250,36 +220,69 @@ fn remove_stray_temporaries(dir: &Path) {
 /// `resume`, a directory with a checkpoint continues from it; rows after the
 /// checkpoint are dropped and produced again, so none is lost or duplicated.
 /// `observer` hears of the progress and may interrupt the run.
+///
+/// The directory is locked for the life of the run ([`RunLock`]): while
+/// another process runs in it, this fails at once with [`crate::lock::Busy`].
 pub fn run_to_dir(
     cfg: &RunConfig,
     out: &Path,
     opts: &RunOptions,
     observer: &mut dyn Observer,
 ) -> Result<RunEnd> {
-    let cfg = cfg.clone();
-    let out = out.to_path_buf();
-    let ckpt_path = out.join("checkpoint.safetensors");
     if opts.resume && out.join("summary.json").exists() {
         return Ok(RunEnd::AlreadyFinished);
     }
-    let device = backend::device(cfg.backend)?;
-    // The directory is made up front (a bad path fails before any work), and
-    // its files once the data and model are set up; a run that fails before
-    // that leaves no half-made directory behind.
-    let created = !out.exists();
-    fs::create_dir_all(&out)
-        .with_context(|| format!("{}: cannot create output directory", out.display()))?;
+    let lock = RunLock::acquire(out)?;
+    run_locked(cfg, lock, opts, observer)
+}
+
+/// [`run_to_dir`] in the directory `lock` holds (a sweep worker locks a run
+/// before it decides to run it).
+pub fn run_locked(
+    cfg: &RunConfig,
+    lock: RunLock,
+    opts: &RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunEnd> {
+    let cfg = cfg.clone();
+    let out = lock.dir().to_path_buf();
+    let ckpt_path = out.join("checkpoint.safetensors");
+    // Another process may have finished the run before the lock was ours.
+    if opts.resume && out.join("summary.json").exists() {
+        return Ok(RunEnd::AlreadyFinished);
+    }
+    if let Some(why) = lock.unsupported() {
+        observer.notice(&format!("warning: {why}"));
+    }
+    // The directory's files are written once the data and model are set
+    // up; a run that fails before that leaves no half-made directory behind.
+    let created = lock.created();
+    let abandon = |lock: RunLock| {
+        if created {
+            let _ = fs::remove_dir_all(lock.dir());
+        }
+    };
+    let device = match backend::device(cfg.backend) {
+        Ok(d) => d,
+        Err(e) => {
+            abandon(lock);
+            return Err(e.into());
+        }
+    };
     remove_stray_temporaries(&out);
     let metrics_path = out.join("metrics.jsonl");
     let plot_path = out.join("plot.png");
     let title = format!("curvlab run — {}", out.display());
     let resuming = opts.resume && ckpt_path.exists();
     let setup = if resuming {
-        let bytes = fs::read(&ckpt_path).with_context(|| format!("{}", ckpt_path.display()))?;
-        Run::resume(&cfg, &device, &bytes)
-            .block()
-            .map(|(r, h)| (r, h.rows))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", ckpt_path.display()))
+        curvlab::paths::read(&ckpt_path, "checkpoint")
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                Run::resume(&cfg, &device, &bytes)
+                    .block()
+                    .map(|(r, h)| (r, h.rows))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", ckpt_path.display()))
+            })
     } else {
         Run::new(&cfg, &device)
             .block()
@@ -289,23 +292,25 @@ pub fn run_to_dir(
     let (mut run, resumed_rows) = match setup {
         Ok(r) => r,
         Err(e) => {
-            if created {
-                let _ = fs::remove_dir_all(&out);
-            }
+            abandon(lock);
             return Err(e);
         }
     };
     let mut rows: Vec<MetricsRow> = Vec::new();
     let mut metrics = if resuming {
-        rows = truncate_metrics(&metrics_path, resumed_rows)?;
-        OpenOptions::new()
-            .append(true)
-            .open(&metrics_path)
-            .with_context(|| format!("{}", metrics_path.display()))?
+        let r = MetricsLog::resume(&metrics_path, resumed_rows)?;
+        if let Some((_, msg)) = &r.torn {
+            observer.notice(&format!("note: {msg}"));
+        }
+        rows = r.rows;
+        r.log
     } else {
-        open_outputs(&out, &cfg, &metrics_path)?
+        write_config(&out, &cfg)?;
+        MetricsLog::create(&metrics_path)?
     };
-    let checkpoint = |run: &Run| -> Result<()> {
+    // The rows a checkpoint follows reach the disk before it does.
+    let checkpoint = |run: &Run, metrics: &MetricsLog| -> Result<()> {
+        metrics.sync()?;
         let bytes = run.checkpoint().block()?;
         curvlab::atomic::write(&ckpt_path, &bytes)?;
         Ok(())
@@ -313,7 +318,7 @@ pub fn run_to_dir(
     loop {
         if observer.interrupted() {
             observer.stopped();
-            checkpoint(&run)?;
+            checkpoint(&run, &metrics)?;
             return Err(Interrupted {
                 step: run.step(),
                 out,
@@ -325,7 +330,7 @@ pub fn run_to_dir(
             Ok(None) => break,
             Err(e) => {
                 observer.stopped();
-                let _ = checkpoint(&run);
+                let _ = checkpoint(&run, &metrics);
                 return Err(e.into());
             }
         };
@@ -352,26 +357,24 @@ pub fn run_to_dir(
                     && step.is_multiple_of(cfg.checkpoint_every)
                     && !run.has_pending()
                 {
-                    checkpoint(&run)?;
+                    checkpoint(&run, &metrics)?;
                 }
             }
             Event::Row(row) => {
-                writeln!(metrics, "{}", row.to_json_line())
-                    .and_then(|_| metrics.flush())
-                    .with_context(|| format!("{}", metrics_path.display()))?;
+                metrics.append(&row)?;
                 observer.row(&row);
                 rows.push(row);
-                plot_run(&rows, &title, &plot_path)
-                    .map_err(|e| e.context(format!("{}", plot_path.display())))?;
+                plot_run(&rows, &title, &plot_path)?;
             }
         }
     }
     observer.stopped();
-    checkpoint(&run)?;
+    checkpoint(&run, &metrics)?;
     let summary = run.summary();
     let weights = out.join("model.safetensors");
     curvlab::weights::save(&summary.model, &weights)?;
     write_summary(&out, &summary, &rows)?;
+    drop(lock);
     Ok(RunEnd::Finished(Finished {
         steps: summary.steps,
         rows: summary.rows,
@@ -483,6 +486,7 @@ mod tests {
                 "metrics.jsonl",
                 "model.safetensors",
                 "plot.png",
+                "run.lock",
                 "summary.json"
             ]
         );

@@ -64,6 +64,10 @@ const DATA_PLACEHOLDER: &str = "$CURVLAB_DATA";
 /// Longest directory name (bytes) before it is shortened with a hash.
 const MAX_DIR_NAME: usize = 200;
 
+/// Most runs one sweep may expand to (seeds × grid points, over all groups):
+/// a larger grid is refused in one line before it is built.
+pub const MAX_RUNS: usize = 100_000;
+
 /// A swept setting: a dotted path into the run configuration and its values.
 #[derive(Clone, Debug)]
 struct AxisSpec {
@@ -284,6 +288,9 @@ fn take_seeds(t: &mut Table, ctx: &str) -> Result<Option<Vec<u64>>> {
     let seeds = t.remove("seeds");
     match (trials, seeds) {
         (Some(_), Some(_)) => bail!("{ctx}: give 'trials' or 'seeds', not both"),
+        (Some(Value::Integer(n)), None) if n > MAX_RUNS as i64 => {
+            bail!("{ctx}: 'trials' = {n} is more than a sweep can run (at most {MAX_RUNS} runs)")
+        }
         (Some(Value::Integer(n)), None) if n >= 1 => Ok(Some((0..n as u64).collect())),
         (Some(v), None) => bail!(
             "{ctx}: 'trials' must be a positive integer, got {}",
@@ -564,6 +571,31 @@ impl SweepFile {
             if let Some(a) = all_axes.iter().find(|a| overlaps(&a.path, p)) {
                 bail!("--set {p}: the sweep varies '{}' (an axis)", a.path);
             }
+        }
+        // The size of the expansion, checked before it is built.
+        let no_axes = Vec::new();
+        let group_axes: Vec<&Vec<AxisSpec>> = if self.groups.is_empty() {
+            vec![&no_axes]
+        } else {
+            self.groups.iter().map(|g| &g.axes).collect()
+        };
+        let mut total: usize = 0;
+        for g in group_axes {
+            let points = self
+                .axes
+                .iter()
+                .chain(g)
+                .map(|a| replace(a).values.len())
+                .try_fold(seeds.len(), usize::checked_mul);
+            total = points
+                .and_then(|p| total.checked_add(p))
+                .filter(|&t| t <= MAX_RUNS)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{src}: the sweep expands to more than {MAX_RUNS} runs at scale '{}'; use fewer values or seeds",
+                        opts.scale
+                    )
+                })?;
         }
         let unnamed = [GroupSpec {
             name: String::new(),

@@ -65,11 +65,21 @@ impl Observer for Bar {
 
     fn row(&mut self, row: &MetricsRow) {
         if row.diverged {
+            let what = if row.train_loss.is_some_and(f64::is_finite) {
+                "a curvature or Jacobian product is not finite"
+            } else {
+                "loss is not finite"
+            };
             self.bar.println(format!(
-                "step {}: loss is not finite: the run diverged (recorded in metrics.jsonl)",
+                "step {}: {what}: the run diverged (recorded in metrics.jsonl)",
                 row.step
             ));
         }
+    }
+
+    fn notice(&mut self, msg: &str) {
+        // Also when quiet: it is about the results, not the progress.
+        self.bar.suspend(|| eprintln!("{msg}"));
     }
 
     fn stopped(&mut self) {

@@ -41,11 +41,11 @@ fn is_test_file(name: &str) -> bool {
 }
 
 /// Parses one CIFAR-10 (3073-byte records) or CIFAR-100 (3074-byte records,
-/// fine labels) file, told apart by its size as the CLI tells `train.bin`
-/// ([`cifar::kind_of_file`]).
+/// fine labels) file, told apart by its size (and, for a size that fits
+/// both, by its labels) as the CLI tells `train.bin` ([`cifar::kind_of_bytes`]).
 fn parse(file: &UserFile, input_scale: f32) -> Result<Dataset, String> {
     let path = Path::new(file.name);
-    cifar::kind_of_file(path, file.bytes.len() as u64)
+    cifar::kind_of_bytes(path, file.bytes)
         .and_then(|kind| {
             cifar::parse_records(file.bytes, path, &CifarOptions { kind, input_scale })
         })

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Dataset;
-use crate::{Error, Result};
+use crate::{paths, Error, Result};
 
 /// Per-channel mean m_c (R, G, B) of the CIFAR-10 training set, on the u/255 scale.
 pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
@@ -119,38 +119,29 @@ enum Layout {
 }
 
 /// Which files of `dir` hold the data; errors if the directory or a required
-/// file is missing.
+/// file is missing, or a path is there but not a directory / regular file.
 fn layout(dir: &Path) -> Result<Layout> {
-    if !dir.is_dir() {
-        return Err(Error::MissingFile {
-            path: dir.to_path_buf(),
-            what: format!("CIFAR data directory: {EXPECTED_LAYOUT}"),
-        });
-    }
-    let train: Vec<PathBuf> = TRAIN_BATCHES
-        .iter()
-        .map(|f| dir.join(f))
-        .filter(|p| p.is_file())
-        .collect();
+    paths::directory(dir, &format!("CIFAR data directory: {EXPECTED_LAYOUT}"))?;
+    let train = train_batches(dir)?;
     if !train.is_empty() {
         let test = dir.join("test_batch.bin");
-        if !test.is_file() {
+        let what = "CIFAR-10 test batch: expected test_batch.bin beside the data_batch_*.bin files";
+        if !paths::is_regular_file(&test, what)? {
             return Err(Error::MissingFile {
                 path: test,
-                what:
-                    "CIFAR-10 test batch: expected test_batch.bin beside the data_batch_*.bin files"
-                        .into(),
+                what: what.into(),
             });
         }
         return Ok(Layout::Batches { train, test });
     }
     let train = dir.join("train.bin");
-    if train.is_file() {
+    if paths::is_regular_file(&train, "CIFAR training data")? {
         let test = dir.join("test.bin");
-        if !test.is_file() {
+        let what = "CIFAR test set: expected test.bin beside train.bin";
+        if !paths::is_regular_file(&test, what)? {
             return Err(Error::MissingFile {
                 path: test,
-                what: "CIFAR test set: expected test.bin beside train.bin".into(),
+                what: what.into(),
             });
         }
         return Ok(Layout::TrainTest { train, test });
@@ -161,8 +152,23 @@ fn layout(dir: &Path) -> Result<Layout> {
     })
 }
 
+/// The `data_batch_*.bin` files in `dir`, in numeric order; an error if one
+/// of those names is there but is not a regular file.
+fn train_batches(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for f in TRAIN_BATCHES {
+        let p = dir.join(f);
+        if paths::is_regular_file(&p, "CIFAR-10 training batch")? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 /// The CIFAR layout of the files in `dir`: CIFAR-10 if a `data_batch_*.bin`
-/// file exists, otherwise [`kind_of_file`] of `train.bin`.
+/// file exists, otherwise that of `train.bin`: by its length
+/// ([`kind_of_file`]), and by its labels when the length fits both record
+/// sizes ([`kind_of_bytes`]).
 pub fn detect_kind(dir: &Path) -> Result<CifarKind> {
     match layout(dir)? {
         Layout::Batches { .. } => Ok(CifarKind::Cifar10),
@@ -170,15 +176,30 @@ pub fn detect_kind(dir: &Path) -> Result<CifarKind> {
             let len = std::fs::metadata(&train)
                 .map_err(|e| Error::io(&train, e))?
                 .len();
-            kind_of_file(&train, len)
+            if fits_both(len) {
+                let bytes = paths::read(&train, "CIFAR training data")?;
+                kind_of_bytes(&train, &bytes)
+            } else {
+                kind_of_file(&train, len)
+            }
         }
     }
+}
+
+/// True when `len` bytes are a whole number of CIFAR-10 records and also of
+/// CIFAR-100 records (a multiple of 3073 · 3074 bytes): the length alone
+/// cannot tell the layouts apart.
+pub fn fits_both(len: u64) -> bool {
+    len > 0
+        && len.is_multiple_of(RECORD_CIFAR10 as u64)
+        && len.is_multiple_of(RECORD_CIFAR100 as u64)
 }
 
 /// The CIFAR layout of a file of `len` bytes (`path` names it in errors; a
 /// file the browser read has only a name): CIFAR-10 if `len` is a multiple
 /// of 3073 bytes, otherwise CIFAR-100 (fine labels) if it is a multiple of
-/// 3074 bytes; an error if the file is empty or neither fits.
+/// 3074 bytes; an error if the file is empty or neither fits. A length that
+/// fits both ([`fits_both`]) needs the bytes: [`kind_of_bytes`].
 pub fn kind_of_file(path: &Path, len: u64) -> Result<CifarKind> {
     if len == 0 {
         return Err(empty_file(path, CifarKind::Cifar10));
@@ -198,6 +219,40 @@ pub fn kind_of_file(path: &Path, len: u64) -> Result<CifarKind> {
             offset: len / record as u64 * record as u64,
         })
     }
+}
+
+/// The CIFAR layout of a file's bytes: by length ([`kind_of_file`]), and
+/// when the length fits both record sizes ([`fits_both`]), by the labels:
+/// the layout under which the labels stay in range for the larger share of
+/// the records, counted from the first (all of them, for a valid file),
+/// wins; a tie reads as CIFAR-10. A CIFAR-100 file read as CIFAR-10 takes
+/// pixel bytes for labels from its second record on, so a valid file of
+/// either kind is not misread.
+pub fn kind_of_bytes(path: &Path, bytes: &[u8]) -> Result<CifarKind> {
+    let by_length = kind_of_file(path, bytes.len() as u64)?;
+    if !fits_both(bytes.len() as u64) {
+        return Ok(by_length);
+    }
+    let share = |kind: CifarKind| {
+        records_with_valid_labels(bytes, kind) as f64 / (bytes.len() / kind.record_len()) as f64
+    };
+    let c100 = CifarKind::Cifar100 { coarse: false };
+    Ok(if share(c100) > share(CifarKind::Cifar10) {
+        CifarKind::Cifar100 { coarse: false }
+    } else {
+        CifarKind::Cifar10
+    })
+}
+
+/// How many leading records of `bytes`, read as `kind`, have labels in range.
+fn records_with_valid_labels(bytes: &[u8], kind: CifarKind) -> usize {
+    bytes
+        .chunks_exact(kind.record_len())
+        .take_while(|r| match kind {
+            CifarKind::Cifar10 => r[0] < 10,
+            CifarKind::Cifar100 { .. } => r[0] < 20 && r[1] < 100,
+        })
+        .count()
 }
 
 /// Read the training and test sets from a CIFAR directory: `(train, test)`.
@@ -233,7 +288,7 @@ pub fn load_dir(dir: &Path, opts: &CifarOptions) -> Result<(Dataset, Dataset)> {
 
 /// Read one CIFAR binary file (named `<kind>:<path>`).
 pub fn load_file(path: &Path, opts: &CifarOptions) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = paths::read(path, "CIFAR data file")?;
     parse_records(&bytes, path, opts)
 }
 
@@ -241,7 +296,7 @@ pub fn load_file(path: &Path, opts: &CifarOptions) -> Result<Dataset> {
 fn empty_file(path: &Path, kind: CifarKind) -> Error {
     Error::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::new(
+        cause: std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!(
                 "empty file: expected one or more {}-byte {} records",
@@ -350,20 +405,11 @@ pub fn parse_records(bytes: &[u8], path: &Path, opts: &CifarOptions) -> Result<D
 /// Read only the training set of a CIFAR directory (no test file needed):
 /// the `data_batch_*.bin` files present, in numeric order, or `train.bin`.
 pub fn load_train(dir: &Path, opts: &CifarOptions) -> Result<Dataset> {
-    if !dir.is_dir() {
-        return Err(Error::MissingFile {
-            path: dir.to_path_buf(),
-            what: format!("CIFAR data directory: {EXPECTED_LAYOUT}"),
-        });
-    }
-    let batches: Vec<PathBuf> = TRAIN_BATCHES
-        .iter()
-        .map(|f| dir.join(f))
-        .filter(|p| p.is_file())
-        .collect();
+    paths::directory(dir, &format!("CIFAR data directory: {EXPECTED_LAYOUT}"))?;
+    let batches = train_batches(dir)?;
     let files = if batches.is_empty() {
         let train = dir.join("train.bin");
-        if !train.is_file() {
+        if !paths::is_regular_file(&train, "CIFAR training data")? {
             return Err(Error::MissingFile {
                 path: dir.join("data_batch_1.bin"),
                 what: format!("CIFAR training data: {EXPECTED_LAYOUT}"),
@@ -744,6 +790,52 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&dir10);
+    }
+
+    /// Issue 12 defect 11: a valid CIFAR-100 train.bin whose size is also a
+    /// whole number of CIFAR-10 records (3073 records of 3074 bytes = 3074
+    /// records of 3073 bytes) is read by its labels as CIFAR-100, not as
+    /// CIFAR-10 ("label 12 out of range 0..10"); a CIFAR-10 file of that
+    /// size still reads as CIFAR-10.
+    #[test]
+    fn a_length_that_fits_both_layouts_is_decided_by_the_labels() {
+        let n100 = RECORD_CIFAR10; // 3073 CIFAR-100 records …
+        let fine = |i: usize| vec![(i % 20) as u8, (12 + i * 7 % 88) as u8];
+        let c100 = records(n100, fine);
+        assert!(fits_both(c100.len() as u64));
+        assert_eq!(c100.len() / RECORD_CIFAR10, RECORD_CIFAR100); // … = 3074 CIFAR-10 records
+        let p = Path::new("train.bin");
+        assert_eq!(
+            kind_of_bytes(p, &c100).unwrap(),
+            CifarKind::Cifar100 { coarse: false }
+        );
+        let c10 = records(RECORD_CIFAR100, |i| vec![(i % 10) as u8]);
+        assert!(fits_both(c10.len() as u64));
+        assert_eq!(kind_of_bytes(p, &c10).unwrap(), CifarKind::Cifar10);
+        // Lengths that fit one layout are decided by length, as before.
+        let small = records(5, fine);
+        assert_eq!(
+            kind_of_bytes(p, &small).unwrap(),
+            CifarKind::Cifar100 { coarse: false }
+        );
+        // A directory holding such a train.bin loads as CIFAR-100.
+        let dir = temp_dir("both");
+        std::fs::write(dir.join("train.bin"), &c100).unwrap();
+        std::fs::write(dir.join("test.bin"), records(4, fine)).unwrap();
+        let kind = detect_kind(&dir).unwrap();
+        assert_eq!(kind, CifarKind::Cifar100 { coarse: false });
+        let (train, _) = load_dir(
+            &dir,
+            &CifarOptions {
+                kind,
+                input_scale: 1.0,
+            },
+        )
+        .unwrap();
+        assert_eq!(train.len(), n100);
+        assert_eq!(train.classes, 100);
+        assert_eq!(train.y[0], 12);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The size rule the CLI (a directory) and the browser (file bytes) share.

@@ -92,12 +92,7 @@ impl Figure {
     pub fn write(&self, stem: &Path) -> Result<()> {
         ensure_font();
         let size = self.size();
-        curvlab::atomic::write_with(&stem.with_extension("png"), true, |png| {
-            let root = BitMapBackend::new(png, size).into_drawing_area();
-            self.draw(&root)?;
-            root.present()?;
-            Ok::<(), anyhow::Error>(())
-        })?;
+        crate::chart::write_png(&stem.with_extension("png"), size, |root| self.draw(root))?;
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();

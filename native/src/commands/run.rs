@@ -11,6 +11,7 @@ use curvlab::data::synthetic::SyntheticConfig;
 use curvlab::experiment::{DataConfig, RunConfig};
 use curvlab::models::BnMode;
 use curvlab::schedule::ScheduleKind;
+use curvlab_lab::lock::RunLock;
 use curvlab_lab::run_dir::{self, RunEnd, RunOptions};
 
 use crate::cli::{BnModeArg, RunArgs, Schedule};
@@ -167,15 +168,27 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         config_from_args(&a)?
     };
-    run_to_dir(&cfg, &out, a.quiet, a.resume)
+    run_to_dir(&cfg, &out, a.quiet, a.resume, None)
 }
 
 /// Runs `cfg` into `out` with a progress bar (none when `quiet`) and, unless
 /// quiet, a closing line on stderr. `resume`: continue from the directory's
-/// checkpoint; a finished run is left as it is.
-pub fn run_to_dir(cfg: &RunConfig, out: &Path, quiet: bool, resume: bool) -> Result<()> {
+/// checkpoint; a finished run is left as it is. `lock`: the directory's lock,
+/// when the caller took it already (a sweep worker); otherwise it is taken
+/// here, and a directory another process is writing is an error.
+pub fn run_to_dir(
+    cfg: &RunConfig,
+    out: &Path,
+    quiet: bool,
+    resume: bool,
+    lock: Option<RunLock>,
+) -> Result<()> {
     let mut bar = Bar::new(quiet, cfg.steps);
-    let end = run_dir::run_to_dir(cfg, out, &RunOptions { resume }, &mut bar)?;
+    let opts = RunOptions { resume };
+    let end = match lock {
+        Some(lock) => run_dir::run_locked(cfg, lock, &opts, &mut bar)?,
+        None => run_dir::run_to_dir(cfg, out, &opts, &mut bar)?,
+    };
     if quiet {
         return Ok(());
     }

@@ -9,6 +9,7 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Context, Result};
 use curvlab::backend::BackendKind;
 use curvlab::experiment::RunConfig;
+use curvlab_lab::lock::{Busy, RunLock};
 use curvlab_lab::manifest::ManifestRun;
 use curvlab_lab::run_dir::RunStatus;
 use curvlab_lab::slurm::{shell_quote, SlurmOptions};
@@ -116,23 +117,44 @@ fn run(a: SweepRunArgs) -> Result<()> {
     };
     m.establish(&r.out, &r.file.text)?;
     let mut failed = Vec::new();
+    let mut busy = Vec::new();
     let mut ran = 0;
     for run in todo {
         let dir = r.out.join(&run.dir);
+        if RunStatus::of(&dir).finished() {
+            skip_finished(run, n, &dir);
+            continue;
+        }
+        // One worker per run: a run another process holds is its work, and
+        // one it finished meanwhile is done.
+        let lock = match RunLock::acquire(&dir) {
+            Ok(lock) => lock,
+            Err(e) => match e.downcast_ref::<Busy>() {
+                Some(b) if a.all => {
+                    let who = if b.holder.is_empty() {
+                        "another process".to_string()
+                    } else {
+                        b.holder.clone()
+                    };
+                    eprintln!(
+                        "run {}/{n} {}: being run by {who}; skipped",
+                        run.index, run.dir
+                    );
+                    busy.push(run.index);
+                    continue;
+                }
+                _ => return Err(e.context(format!("run {} ({})", run.index, run.dir))),
+            },
+        };
         let status = RunStatus::of(&dir);
         if status.finished() {
-            eprintln!(
-                "run {}/{n} {}: already finished ({}); skipped",
-                run.index,
-                run.dir,
-                status.name()
-            );
+            skip_finished(run, n, &dir);
             continue;
         }
         eprintln!(
             "run {}/{n} {}: {} → {}",
             run.index,
-            if status == RunStatus::Partial {
+            if status == RunStatus::Partial && !lock.created() {
                 "resuming"
             } else {
                 "starting"
@@ -144,7 +166,7 @@ fn run(a: SweepRunArgs) -> Result<()> {
             .map_err(|e| anyhow!("run {}: configuration: {e}", run.index))?;
         ran += 1;
         // Started runs resume from their checkpoints.
-        if let Err(e) = super::run::run_to_dir(&cfg, &dir, a.quiet, true) {
+        if let Err(e) = super::run::run_to_dir(&cfg, &dir, a.quiet, true, Some(lock)) {
             if !a.all {
                 return Err(e.context(format!("run {} ({})", run.index, run.dir)));
             }
@@ -159,14 +181,32 @@ fn run(a: SweepRunArgs) -> Result<()> {
             failed
         );
     }
-    if a.all {
+    if a.all && busy.is_empty() {
         eprintln!(
             "sweep {}: all {n} runs finished; report with: curvlab report {}",
             m.name,
             r.out.display()
         );
+    } else if a.all {
+        eprintln!(
+            "sweep {}: {ran} runs done here; {} being run by other processes (indices {:?}); report when they finish: curvlab report {}",
+            m.name,
+            busy.len(),
+            busy,
+            r.out.display()
+        );
     }
     Ok(())
+}
+
+/// Says that a finished run is skipped.
+fn skip_finished(run: &ManifestRun, n: usize, dir: &std::path::Path) {
+    eprintln!(
+        "run {}/{n} {}: already finished ({}); skipped",
+        run.index,
+        run.dir,
+        RunStatus::of(dir).name()
+    );
 }
 
 fn write_slurm(a: SlurmArgs, out: &mut dyn Write) -> Result<()> {
