@@ -7,6 +7,7 @@
 //! |---|---|
 //! | a run directory: config.json, metrics.jsonl, plot, checkpoints, resume, summary | [`run_dir`] |
 //! | the run figure (loss, sharpness with 2/η, Jacobian norms against step) | [`plot`] |
+//! | a run configuration from TOML: laid over the defaults, typos refused, validated | [`run_config`] |
 //! | sweep files: parsing, expansion into runs, `--set` overrides | [`sweep`] |
 //! | `sweep.json`, the manifest of an expanded sweep | [`manifest`] |
 //! | the paper's experiments as embedded sweep files | [`presets`] |
@@ -26,6 +27,7 @@ pub mod manifest;
 pub mod plot;
 pub mod presets;
 pub mod report;
+pub mod run_config;
 pub mod run_dir;
 pub mod slurm;
 pub mod sweep;

@@ -262,6 +262,9 @@ pub fn run_to_dir(
     if opts.resume && out.join("summary.json").exists() {
         return Ok(RunEnd::AlreadyFinished);
     }
+    // Settings, the data's shape, the model for it and the memory estimate:
+    // checked before anything is allocated or the directory is made.
+    curvlab::memory::check(&cfg)?;
     let device = backend::device(cfg.backend)?;
     // The directory is made up front (a bad path fails before any work), and
     // its files once the data and model are set up; a run that fails before

@@ -149,38 +149,44 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// The native CLI's default run (progressive sharpening on synthetic data,
-    /// MLP 256×2 tanh, square loss, GD η = 0.06, 2000 steps, every 50): the
-    /// default on a hardware GPU. See [`Settings::small`] and [`Settings::tiny`]
-    /// for slower backends.
+    /// The native CLI's default run ([`RunConfig::default`]: progressive
+    /// sharpening on synthetic data, MLP 256×2 tanh, square loss, GD η = 0.06,
+    /// 2000 steps, every 50), read from the core, with the toy set's own
+    /// defaults for its controls: the default on a hardware GPU. See
+    /// [`Settings::small`] and [`Settings::tiny`] for slower backends.
     fn default() -> Self {
+        let run = RunConfig::default();
+        let toy = ToyConfig::default();
+        let DataConfig::Synthetic(data) = &run.data else {
+            unreachable!("the default run's data is synthetic")
+        };
         Settings {
             data: DataKind::Synthetic,
-            k: 4,
-            d: 32,
-            shape: ToyShape::Spirals,
-            noise: 0.03,
-            classes: 4,
-            n_train: 1000,
-            n_test: 1000,
-            input_scale: 1.0,
-            model: ModelKind::MLP,
-            width: 256,
-            depth: 2,
-            channels: vec![16, 32],
-            activation: Activation::Tanh,
-            loss: LossKind::Square,
-            label_smoothing: 0.0,
-            target_scale: 1.0,
-            lr: 0.06,
-            batch_size: 0,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            seed: 0,
-            steps: 2000,
-            measure_every: 50,
-            samples: 1000,
-            gauss_newton: true,
+            k: data.intrinsic_dim,
+            d: data.ambient_dim,
+            shape: toy.shape,
+            noise: toy.noise,
+            classes: data.classes,
+            n_train: data.n_train,
+            n_test: data.n_test,
+            input_scale: data.input_scale,
+            model: run.model.kind,
+            width: run.model.hidden.first().copied().unwrap_or(1),
+            depth: run.model.hidden.len(),
+            channels: run.model.channels.clone(),
+            activation: run.model.activation,
+            loss: run.loss.kind,
+            label_smoothing: run.loss.label_smoothing,
+            target_scale: run.loss.target_scale,
+            lr: run.optim.lr,
+            batch_size: run.optim.batch_size,
+            momentum: run.optim.momentum,
+            weight_decay: run.optim.weight_decay,
+            seed: run.seed,
+            steps: run.steps,
+            measure_every: run.measure_every,
+            samples: run.measure.samples,
+            gauss_newton: run.measure.gauss_newton,
             vary: Vary::None,
             values: Vec::new(),
             backend: BackendPref::Auto,
@@ -1116,13 +1122,12 @@ pub fn apply_pairs(s: &mut Settings, pairs: &[(String, String)]) -> Vec<String> 
 mod tests {
     use super::*;
 
+    /// The page's default is the core's default run, read from it.
     #[test]
-    fn default_mirrors_the_core_default_run() {
+    fn default_is_the_core_default_run() {
         let plans = Settings::default().plans().unwrap();
         assert_eq!(plans.len(), 1);
-        let mut want = RunConfig::default();
-        want.measure.samples = 1000;
-        assert_eq!(plans[0].config, want);
+        assert_eq!(plans[0].config, RunConfig::default());
         assert_eq!(plans[0].data, DataPlan::Config);
     }
 
