@@ -107,11 +107,13 @@ fn partial_tables_are_filled_from_the_defaults() {
         .arg(&out)
         .output()
         .unwrap());
-    let cfg: RunConfig =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let cfg = curvlab_lab::run_dir::read_run_config(&out.join("config.json")).unwrap();
     let defaults = RunConfig::default();
     assert_eq!(cfg.measure.solver.lanczos.tol, 1e-4);
-    assert_eq!(cfg.measure.solver.lanczos.k, defaults.measure.solver.lanczos.k);
+    assert_eq!(
+        cfg.measure.solver.lanczos.k,
+        defaults.measure.solver.lanczos.k
+    );
     assert_eq!(
         cfg.measure.solver.lanczos.max_steps,
         defaults.measure.solver.lanczos.max_steps
@@ -167,7 +169,13 @@ fn nan_infinite_and_out_of_range_numbers_are_refused() {
     // measure: checked before the weights or the data are read.
     one_line_error(
         &bin()
-            .args(["measure", "--weights", "/no/such.safetensors", "--data", "/no/dir"])
+            .args([
+                "measure",
+                "--weights",
+                "/no/such.safetensors",
+                "--data",
+                "/no/dir",
+            ])
             .arg("--tol=nan")
             .output()
             .unwrap(),
@@ -280,7 +288,10 @@ fn train_samples_out_of_range_are_refused() {
     let data = cifar_dir();
     let d = tmp("train-samples");
     for (n, needles) in [
-        ("0", &["data.train_samples must be ≥ 1", "(--train-samples)"][..]),
+        (
+            "0",
+            &["data.train_samples must be ≥ 1", "(--train-samples)"][..],
+        ),
         (
             "1000000000000",
             &["data.train_samples = 1000000000000", "only 5000"][..],
@@ -339,9 +350,11 @@ fn resume_takes_the_stored_configuration() {
     );
 
     let stored = d.join("stored");
-    let mut cfg = RunConfig::default();
-    cfg.steps = 2;
-    cfg.measure_every = 1;
+    let mut cfg = RunConfig {
+        steps: 2,
+        measure_every: 1,
+        ..Default::default()
+    };
     cfg.model.hidden = vec![4];
     cfg.measure.samples = 16;
     if let curvlab::experiment::DataConfig::Synthetic(s) = &mut cfg.data {
@@ -356,13 +369,17 @@ fn resume_takes_the_stored_configuration() {
             .args(["--steps", "400", "--lr", "0.5", "--hidden", "8"])
             .output()
             .unwrap(),
-        &["--steps (2 → 400)", "--lr (0.06 → 0.5)", "--hidden ([4] → [8])"],
+        &[
+            "--steps (2 → 400)",
+            "--lr (0.06 → 0.5)",
+            "--hidden ([4] → [8])",
+        ],
     );
     assert!(line.contains("config.json"), "{line}");
     assert!(!stored.join("metrics.jsonl").exists());
     // A --config file that differs names its settings.
     let f = d.join("other.toml");
-    std::fs::write(&f, format!("{TINY_TOML}seed = 7\n")).unwrap();
+    std::fs::write(&f, format!("seed = 7\n{TINY_TOML}")).unwrap();
     one_line_error(
         &bin()
             .args(["run", "--quiet", "--resume", "--out"])

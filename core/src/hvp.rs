@@ -22,8 +22,8 @@
 use burn::tensor::{activation, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::config::settings;
 use crate::backend::read_vec;
+use crate::config::settings;
 use crate::kernels::{add_scaled, scaled_difference};
 use crate::loss::{LossConfig, LossKind};
 use crate::models::{

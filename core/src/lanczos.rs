@@ -30,8 +30,8 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::config::settings;
 use crate::backend::read_vec;
+use crate::config::settings;
 use crate::linalg::{axpy, dot, norm, symmetric_eigen};
 
 settings! {

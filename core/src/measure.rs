@@ -14,8 +14,8 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::config::{self, settings};
 use crate::bound::{data_bound, ell, min_interclass_distance, InterclassDistance};
+use crate::config::{self, settings};
 use crate::data::Dataset;
 use crate::density::{slq, DensityConfig};
 use crate::factors::{along, cost_curvature, share_and_residual};

@@ -135,14 +135,17 @@ pub fn estimate(cfg: &RunConfig, arch: &Architecture, n_train: usize, n_test: us
     let uses_lanczos = m.sharpness || m.gauss_newton || m.folds || m.per_layer || m.factors;
     if uses_lanczos {
         solver = (l.max_steps as f64 + 1.0 + k) * p;
-        solver_what = format!("Lanczos basis ({} vectors of P)", l.max_steps + 1 + k as usize);
+        solver_what = format!(
+            "Lanczos basis ({} vectors of P)",
+            l.max_steps + 1 + k as usize
+        );
     }
     if m.trace && m.hutchpp.products as f64 * p > solver {
         solver = m.hutchpp.products as f64 * p;
         solver_what = format!("Hutch++ sketch ({} vectors of P)", m.hutchpp.products);
     }
-    let slq = ((m.slq.steps as f64 + 1.0) * p)
-        .min(m.slq.max_basis_mib as f64 * 1024.0 * 1024.0 / F32);
+    let slq =
+        ((m.slq.steps as f64 + 1.0) * p).min(m.slq.max_basis_mib as f64 * 1024.0 * 1024.0 / F32);
     if m.density && slq > solver {
         solver = slq;
         solver_what = "SLQ basis".into();
@@ -203,7 +206,11 @@ pub fn parse_limit(v: &str) -> Result<Option<f64>> {
         Some((i, _)) => (&t[..i], &t[i..]),
         None => (t, ""),
     };
-    let scale = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+    let scale = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
         "" => 1.0,
         "K" => 1024.0,
         "M" => 1024.0 * 1024.0,
@@ -312,8 +319,16 @@ mod tests {
         assert!(e.total() > 1e12, "{}", e.describe());
         // A 10⁹-wide layer: its activations at 1000 rows per pass outweigh
         // even the Lanczos basis; either way the model's size is to lower.
-        assert!(e.largest().what.contains("activations"), "{:?}", e.largest());
-        assert!(e.largest().lower.contains("model.hidden"), "{:?}", e.largest());
+        assert!(
+            e.largest().what.contains("activations"),
+            "{:?}",
+            e.largest()
+        );
+        assert!(
+            e.largest().lower.contains("model.hidden"),
+            "{:?}",
+            e.largest()
+        );
         assert!(!e.describe().contains('\n'));
     }
 

@@ -35,8 +35,8 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::config::settings;
 use crate::backend::read_vec;
+use crate::config::settings;
 use crate::hvp::HessianOperator;
 use crate::loss::LossConfig;
 use crate::models::Model;

@@ -20,9 +20,9 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::config::settings;
 use crate::augment::AugmentConfig;
 use crate::backend::read_vec;
+use crate::config::settings;
 use crate::data::Dataset;
 use crate::kernels::{select_rows, sgd_update};
 use crate::loss::LossConfig;

@@ -116,7 +116,10 @@ mod tests {
             ("[data]\nn_trian = 3", "data.n_trian"),
             ("[measure.solver]\nseeed = 1", "measure.solver.seeed"),
             ("[measure.solver.hvp]\neps = 0.1", "measure.solver.hvp.eps"),
-            ("[measure.solver.lanczos]\nkk = 2", "measure.solver.lanczos.kk"),
+            (
+                "[measure.solver.lanczos]\nkk = 2",
+                "measure.solver.lanczos.kk",
+            ),
         ] {
             let e = from_toml_str(text, "f.toml").unwrap_err().to_string();
             assert!(e.contains(path) && e.starts_with("f.toml: "), "{text}: {e}");

@@ -591,4 +591,66 @@ mod tests {
             "{e}"
         );
     }
+
+    /// Every `run` flag but the run's own switches names the setting it
+    /// sets, and every named setting exists in the configuration (the
+    /// default one, or its CIFAR data table).
+    #[test]
+    fn every_run_flag_names_a_setting() {
+        command().debug_assert();
+        let cmd = command();
+        let run = cmd.find_subcommand("run").unwrap();
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["config", "out", "quiet", "resume", "help"].contains(&id) {
+                continue;
+            }
+            assert!(
+                FLAG_PATHS.iter().any(|(f, _)| *f == id),
+                "--{id} is missing from FLAG_PATHS"
+            );
+        }
+        let mut with_cifar = serde_json::to_value(RunConfig::default()).unwrap();
+        let cifar =
+            serde_json::json!({"kind": "cifar", "dir": "d", "train_samples": 1, "test_samples": 1});
+        let cifar: curvlab::experiment::DataConfig = serde_json::from_value(cifar).unwrap();
+        let defaults = serde_json::to_value(RunConfig::default()).unwrap();
+        with_cifar["data"] = serde_json::to_value(cifar).unwrap();
+        with_cifar["epochs"] = 1.into();
+        for (flag, path) in FLAG_PATHS {
+            let found =
+                |v: &serde_json::Value| path.split('.').try_fold(v, |v, k| v.get(k)).is_some();
+            assert!(
+                found(&defaults) || found(&with_cifar),
+                "--{flag}: no setting {path}"
+            );
+        }
+    }
+
+    /// The help's defaults are the configuration's.
+    #[test]
+    fn run_help_reads_the_declared_defaults() {
+        let cmd = command();
+        let run = cmd.find_subcommand("run").unwrap();
+        let help = |id: &str| {
+            run.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help())
+                .map(ToString::to_string)
+                .unwrap()
+        };
+        let d = RunConfig::default();
+        assert_eq!(
+            help("lr"),
+            format!("Learning rate η [default: {}]", d.optim.lr)
+        );
+        assert!(
+            help("hidden").ends_with("[default: 256,256]"),
+            "{}",
+            help("hidden")
+        );
+        assert!(help("gamma").ends_with(&format!("[default: {}]", d.optim.schedule.gamma)));
+        assert!(!help("milestones").contains("[default"), "no default list");
+        assert!(!help("flip").contains("[default"));
+    }
 }

@@ -285,7 +285,8 @@ impl Settings {
             .iter()
             .map(|v| {
                 let mut s = self.clone();
-                (field.set)(&mut s, v).map_err(|e| format!("compared value '{v}': {e}"))?;
+                (field.set)(&mut s, v)
+                    .map_err(|e| format!("compared value '{}': {e}", v.escape_debug()))?;
                 Ok(s.plan(format!("{} = {}", field.short, (field.get)(&s))))
             })
             .collect()
@@ -454,7 +455,7 @@ fn always(_: &Settings) -> bool {
 fn parse_num<T: std::str::FromStr>(v: &str, what: &str) -> Result<T, String> {
     v.trim()
         .parse()
-        .map_err(|_| format!("{what}: '{v}' is not a valid number"))
+        .map_err(|_| format!("{what}: '{}' is not a valid number", v.escape_debug()))
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -535,7 +536,11 @@ fn choice<T: Copy + PartialEq>(
         .map(|(t, _)| *t)
         .ok_or_else(|| {
             let names: Vec<&str> = table.iter().map(|(_, n)| *n).collect();
-            format!("{what}: '{v}' is not one of {}", names.join(", "))
+            format!(
+                "{what}: '{}' is not one of {}",
+                v.escape_debug(),
+                names.join(", ")
+            )
         })
 }
 
@@ -951,7 +956,7 @@ fn parse_toggle(v: &str, what: &str) -> Result<bool, String> {
     match v.trim() {
         "1" | "true" | "on" | "yes" => Ok(true),
         "0" | "false" | "off" | "no" => Ok(false),
-        o => Err(format!("{what}: '{o}' is not 0 or 1")),
+        o => Err(format!("{what}: '{}' is not 0 or 1", o.escape_debug())),
     }
 }
 
@@ -989,8 +994,10 @@ pub fn decode(v: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
+                // Two hex digits exactly (`from_str_radix` alone would take "+A").
+                let hex = Some(&bytes[i + 1..i + 3])
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
@@ -1062,7 +1069,9 @@ impl PageState {
                     st.errors
                         .extend(apply_pairs(&mut st.settings, &parse_query(p.query)));
                 }
-                None => st.errors.push(format!("unknown preset '{name}'")),
+                None => st
+                    .errors
+                    .push(format!("unknown preset '{}'", name.escape_debug())),
             }
         }
         let mut controls = Vec::new();
@@ -1112,7 +1121,7 @@ pub fn apply_pairs(s: &mut Settings, pairs: &[(String, String)]) -> Vec<String> 
                     errors.push(e);
                 }
             }
-            None => errors.push(format!("unknown URL setting '{k}'")),
+            None => errors.push(format!("unknown URL setting '{}'", k.escape_debug())),
         }
     }
     errors
@@ -1303,6 +1312,14 @@ mod tests {
         assert_eq!(decode("a%20b%26c%3D%C3%BC"), "a b&c=ü");
         assert_eq!(decode("1+2"), "1 2");
         assert_eq!(decode("%zz%4"), "%zz%4");
+        assert_eq!(decode("%+A"), "% A", "a sign is not a hex digit");
+        let st = PageState::from_query("a%0Ab=1&lr=%0A", &Settings::default());
+        assert_eq!(st.errors.len(), 2);
+        assert!(
+            st.errors.iter().all(|e| !e.contains('\n')),
+            "{:?}",
+            st.errors
+        );
         assert_eq!(
             parse_query("?a=1&&b&c=%2C"),
             vec![

@@ -184,7 +184,9 @@ pub fn record_counts(dir: &Path, kind: CifarKind) -> Result<(usize, usize)> {
         Layout::TrainTest { train, test } => (vec![train], test),
     };
     let records = |path: &PathBuf| -> Result<usize> {
-        let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
         Ok((len / kind.record_len() as u64) as usize)
     };
     let mut n_train = 0;

@@ -325,3 +325,90 @@ pub fn run_to_dir(cfg: &RunConfig, out: &Path, quiet: bool, resume: bool) -> Res
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{command, Cli, Command};
+    use clap::FromArgMatches;
+
+    fn args(flags: &[&str]) -> RunArgs {
+        let argv = ["curvlab", "run"].into_iter().chain(flags.iter().copied());
+        let m = command().try_get_matches_from(argv).unwrap();
+        match Cli::from_arg_matches(&m).unwrap().command {
+            Command::Run(a) => *a,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    /// Each flag sets the one setting FLAG_PATHS names for it (so the help's
+    /// default and `--resume`'s message name the right flag).
+    #[test]
+    fn each_flag_sets_the_setting_it_is_listed_with() {
+        let defaults = serde_json::to_value(RunConfig::default()).unwrap();
+        let cases: &[&[&str]] = &[
+            &["--backend", "wgpu"],
+            &["--seed", "3"],
+            &["--input-scale", "2"],
+            &["--intrinsic-dim", "5"],
+            &["--ambient-dim", "16"],
+            &["--classes", "3"],
+            &["--n-train", "10"],
+            &["--n-test", "5"],
+            &["--model", "cnn"],
+            &["--hidden", "8"],
+            &["--channels", "4"],
+            &["--width", "8"],
+            &["--activation", "relu"],
+            &["--loss", "ce"],
+            &["--label-smoothing", "0.1"],
+            &["--target-scale", "2"],
+            &["--lr", "0.1"],
+            &["--batch-size", "8"],
+            &["--momentum", "0.9"],
+            &["--weight-decay", "0.001"],
+            &["--steps", "7"],
+            &["--measure-every", "3"],
+            &["--samples", "9"],
+            &["--top-k", "2"],
+            &["--tol", "0.01"],
+            &["--no-gn"],
+            &["--no-jacobian"],
+            &["--no-bound"],
+            &["--epochs", "2"],
+            &["--checkpoint-every", "5"],
+            &["--schedule", "cosine"],
+            &["--milestones", "0.5"],
+            &["--gamma", "0.5"],
+            &["--warmup", "0.1"],
+            &["--sam-rho", "0.05"],
+            &["--crop", "4"],
+            &["--flip"],
+            &["--mixup-alpha", "0.2"],
+            &["--bn-mode", "eval"],
+        ];
+        for flags in cases {
+            let cfg = config_from_args(&args(flags)).unwrap();
+            let changed = differences(&defaults, &serde_json::to_value(&cfg).unwrap());
+            let id = flags[0].trim_start_matches("--").replace('-', "_");
+            let listed: Vec<&str> = FLAG_PATHS
+                .iter()
+                .filter(|(f, _)| *f == id)
+                .map(|(_, p)| *p)
+                .collect();
+            assert_eq!(changed.len(), 1, "{flags:?} changed {changed:?}");
+            assert_eq!(listed, [changed[0].0.as_str()], "{flags:?}");
+        }
+    }
+
+    /// A validation error names the flag of the setting, as a whole word.
+    #[test]
+    fn errors_name_the_flag() {
+        let e = config_from_args(&args(&["--tol", "nan"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("got NaN (--tol)"), "{e}");
+        let msg = "config error: measure.solver.lanczos.max_steps must be ≥ 1, got 0";
+        assert_eq!(with_flag(msg.into()).to_string(), msg);
+    }
+}
