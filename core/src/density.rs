@@ -34,6 +34,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::config::settings;
 use crate::hvp::HessianOperator;
 use crate::lanczos::{DeviceBasis, Lanczos};
 use crate::loss::LossConfig;
@@ -44,36 +45,24 @@ use crate::rng::Rng;
 use crate::sharpness::SharpnessConfig;
 use crate::{Error, Result};
 
-/// Settings of a spectral density estimate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DensityConfig {
-    /// Number of probe vectors n_v.
-    pub probes: usize,
-    /// Lanczos steps m per probe (operator products per probe).
-    pub steps: usize,
-    /// Distribution of the probes' entries.
-    pub probe: Probe,
-    /// Gaussian broadening σ relative to the spread of the nodes
-    /// (θ_max − θ_min); the absolute σ is recorded.
-    pub sigma: f64,
-    /// Grid points (the spacing must be ≤ σ: points ≥ 1/sigma + 13).
-    pub points: usize,
-    /// The device Lanczos basis of one probe, (m + 1)·P f32 values, is kept
-    /// within this many MiB by lowering m.
-    pub max_basis_mib: usize,
-}
-
-impl Default for DensityConfig {
-    fn default() -> Self {
-        DensityConfig {
-            probes: 4,
-            steps: 40,
-            probe: Probe::Rademacher,
-            sigma: 0.01,
-            points: 256,
-            max_basis_mib: 2048,
-        }
+settings! {
+    /// Settings of a spectral density estimate.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct DensityConfig {
+        /// Number of probe vectors n_v.
+        pub probes: usize = 4,
+        /// Lanczos steps m per probe (operator products per probe).
+        pub steps: usize = 40,
+        /// Distribution of the probes' entries.
+        pub probe: Probe = Probe::Rademacher,
+        /// Gaussian broadening σ relative to the spread of the nodes
+        /// (θ_max − θ_min); the absolute σ is recorded.
+        pub sigma: f64 = 0.01,
+        /// Grid points (the spacing must be ≤ σ: points ≥ 1/sigma + 13).
+        pub points: usize = 256,
+        /// The device Lanczos basis of one probe, (m + 1)·P f32 values, is kept
+        /// within this many MiB by lowering m.
+        pub max_basis_mib: usize = 2048,
     }
 }
 
@@ -90,8 +79,9 @@ impl DensityConfig {
         if !(self.sigma > 0.0 && self.sigma <= 0.5) {
             return bad(format!("sigma must be in (0, 0.5], got {}", self.sigma));
         }
-        let need = (1.0 / self.sigma).ceil() as usize + 13;
-        if self.points < need {
+        // In f64: a tiny σ must not overflow the count.
+        let need = (1.0 / self.sigma).ceil() + 13.0;
+        if (self.points as f64) < need {
             return bad(format!(
                 "points must be ≥ 1/sigma + 13 = {need} (a grid spacing ≤ σ), got {}",
                 self.points

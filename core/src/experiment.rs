@@ -12,6 +12,7 @@ use web_time::Instant;
 
 use crate::augment::{pixel_zero_fill, AugmentConfig};
 use crate::backend::BackendKind;
+use crate::config::{self, settings};
 use crate::data::cifar::{self, CifarKind, CifarOptions};
 use crate::data::synthetic::{self, SyntheticConfig};
 use crate::data::toy::{self, ToyConfig};
@@ -55,6 +56,51 @@ fn one() -> f32 {
     1.0
 }
 
+/// The class-balanced subset of `n` training examples of `set` (all of it
+/// when `n` is absent or equal to its size); more than the set holds is an
+/// error, never silently all of them.
+fn subset(set: Dataset, n: Option<usize>, path: &str, dir: &std::path::Path) -> Result<Dataset> {
+    match n {
+        Some(n) if n > set.len() => Err(too_many(n, set.len(), path, dir)),
+        Some(n) if n < set.len() => set.class_balanced(n),
+        _ => Ok(set),
+    }
+}
+
+fn too_many(n: usize, have: usize, path: &str, dir: &std::path::Path) -> Error {
+    Error::Config(format!(
+        "{path} = {n}, but {} holds only {have} training examples",
+        dir.display()
+    ))
+}
+
+/// A run's data before it is read ([`DataConfig::shape`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataShape {
+    /// Shape of one input: `[d]` or `[c, h, w]`.
+    pub input_shape: Vec<usize>,
+    /// Number of classes C.
+    pub classes: usize,
+    /// Training examples N (after `train_samples`).
+    pub n_train: usize,
+    /// Test examples (after `test_samples`).
+    pub n_test: usize,
+    /// The data's name (for messages).
+    pub name: String,
+}
+
+impl DataShape {
+    /// Values of one input, d.
+    pub fn input_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    /// A dataset of no examples of this shape (to size a model with).
+    pub fn empty(&self) -> Dataset {
+        Dataset::empty(self.input_shape.clone(), self.classes, self.name.clone())
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig::Synthetic(SyntheticConfig::default())
@@ -62,6 +108,81 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
+    /// Checks the settings (the synthetic and toy sets' own checks; for
+    /// CIFAR the subset sizes and the input scale).
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            DataConfig::Synthetic(cfg) => cfg.validate(),
+            DataConfig::Toy(cfg) => cfg.validate(),
+            DataConfig::Cifar {
+                dir,
+                train_samples,
+                test_samples,
+                input_scale,
+                ..
+            } => {
+                if dir.as_os_str().is_empty() {
+                    return Err(Error::Config("data.dir must name a CIFAR directory".into()));
+                }
+                for (path, n) in [
+                    ("data.train_samples", train_samples),
+                    ("data.test_samples", test_samples),
+                ] {
+                    if let Some(n) = n {
+                        config::at_least(path, *n, 1)?;
+                    }
+                }
+                config::positive("data.input_scale", f64::from(*input_scale))
+            }
+        }
+    }
+
+    /// What the data will be, without reading it (for CIFAR, from the files'
+    /// sizes): the shape of one input, the classes, and the set sizes after
+    /// `train_samples`/`test_samples`. An error when `train_samples` asks
+    /// for more examples than there are.
+    pub fn shape(&self) -> Result<DataShape> {
+        match self {
+            DataConfig::Synthetic(cfg) => Ok(DataShape {
+                input_shape: vec![cfg.ambient_dim],
+                classes: cfg.classes,
+                n_train: cfg.n_train,
+                n_test: cfg.n_test,
+                name: "synthetic".into(),
+            }),
+            DataConfig::Toy(cfg) => Ok(DataShape {
+                input_shape: vec![2],
+                classes: cfg.classes,
+                n_train: cfg.n_train,
+                n_test: cfg.n_test,
+                name: cfg.name(),
+            }),
+            DataConfig::Cifar {
+                dir,
+                train_samples,
+                test_samples,
+                coarse,
+                ..
+            } => {
+                let kind = match cifar::detect_kind(dir)? {
+                    CifarKind::Cifar100 { .. } => CifarKind::Cifar100 { coarse: *coarse },
+                    k => k,
+                };
+                let (n_train, n_test) = cifar::record_counts(dir, kind)?;
+                if let Some(n) = train_samples.filter(|&n| n > n_train) {
+                    return Err(too_many(n, n_train, "data.train_samples", dir));
+                }
+                Ok(DataShape {
+                    input_shape: vec![3, 32, 32],
+                    classes: kind.classes(),
+                    n_train: train_samples.unwrap_or(n_train),
+                    n_test: test_samples.map_or(n_test, |n| n.min(n_test)),
+                    name: format!("{}:{}", kind.short_name(), dir.display()),
+                })
+            }
+        }
+    }
+
     /// Loads (train, test).
     pub fn load(&self) -> Result<(Dataset, Dataset)> {
         match self {
@@ -88,10 +209,7 @@ impl DataConfig {
                         input_scale: *input_scale,
                     },
                 )?;
-                let train = match train_samples {
-                    Some(n) if *n < train.len() => train.class_balanced(*n)?,
-                    _ => train,
-                };
+                let train = subset(train, *train_samples, "data.train_samples", dir)?;
                 let test = match test_samples {
                     Some(n) if *n < test.len() => test.class_balanced(*n)?,
                     _ => test,
@@ -102,35 +220,42 @@ impl DataConfig {
     }
 }
 
-/// Model settings; input size and classes come from the data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Which registered model (`mlp`, `cnn`, `vgg11`, `vgg11_bn`, `resnet18`).
-    pub kind: ModelKind,
-    /// MLP hidden widths (depth = its length).
-    pub hidden: Vec<usize>,
-    /// CNN channels per conv block.
-    pub channels: Vec<usize>,
-    /// Nonlinearity (MLP and CNN; VGG11 and ResNet18 use ReLU).
-    pub activation: Activation,
-    /// Base width of VGG11 / ResNet18 (channels scale as width/64; 64 is the paper's network).
-    pub width: usize,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            kind: ModelKind::MLP,
-            hidden: vec![256, 256],
-            channels: vec![16, 32],
-            activation: Activation::Tanh,
-            width: 64,
-        }
+settings! {
+    /// Model settings; input size and classes come from the data.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct ModelConfig {
+        /// Which registered model (`mlp`, `cnn`, `vgg11`, `vgg11_bn`, `resnet18`).
+        pub kind: ModelKind = ModelKind::MLP,
+        /// MLP hidden widths (depth = its length).
+        pub hidden: Vec<usize> = vec![256, 256],
+        /// CNN channels per conv block.
+        pub channels: Vec<usize> = vec![16, 32],
+        /// Nonlinearity (MLP and CNN; VGG11 and ResNet18 use ReLU).
+        pub activation: Activation = Activation::Tanh,
+        /// Base width of VGG11 / ResNet18 (channels scale as width/64; 64 is the paper's network).
+        pub width: usize = 64,
     }
 }
 
 impl ModelConfig {
+    /// Checks the sizes that need no data: no zero width or channel count.
+    /// (Whether they fit the data's shape is checked by [`ModelConfig::architecture`].)
+    pub fn validate(&self) -> Result<()> {
+        if self.hidden.contains(&0) {
+            return Err(Error::Config(format!(
+                "model.hidden widths must be ≥ 1, got {:?}",
+                self.hidden
+            )));
+        }
+        if self.channels.contains(&0) {
+            return Err(Error::Config(format!(
+                "model.channels must be ≥ 1 each, got {:?}",
+                self.channels
+            )));
+        }
+        config::at_least("model.width", self.width, 1)
+    }
+
     /// The architecture for `data` (the kind's registry entry builds it), validated.
     pub fn architecture(&self, data: &Dataset) -> Result<Architecture> {
         let arch = self.kind.architecture(self, data)?;
@@ -144,63 +269,41 @@ impl ModelConfig {
     }
 }
 
-/// Everything a run needs. Defaults: the progressive-sharpening demo on
-/// synthetic data (see the README).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RunConfig {
-    /// Seed of initial weights, data and minibatch order.
-    pub seed: u64,
-    /// Compute backend.
-    pub backend: BackendKind,
-    /// Data source.
-    pub data: DataConfig,
-    /// Model.
-    pub model: ModelConfig,
-    /// Loss.
-    pub loss: LossConfig,
-    /// Optimiser.
-    pub optim: OptimConfig,
-    /// Optimiser steps (ignored when `epochs` is set).
-    pub steps: u64,
-    /// Train for this many epochs instead: steps = epochs·⌈N/B⌉ (GD: one step per epoch).
-    pub epochs: Option<u64>,
-    /// Measure every M steps (and at step 0 and the last step).
-    pub measure_every: u64,
-    /// Write a checkpoint every K steps (and always when the run stops); 0 = only when it stops.
-    pub checkpoint_every: u64,
-    /// Augmentation of the training batches (random crop, flip, mixup).
-    pub augment: AugmentConfig,
-    /// Measurement settings.
-    pub measure: MeasureConfig,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        RunConfig {
-            seed: 0,
-            backend: BackendKind::Cpu,
-            data: DataConfig::default(),
-            model: ModelConfig::default(),
-            loss: LossConfig {
-                kind: LossKind::Square,
-                label_smoothing: 0.0,
-                target_scale: 1.0,
-            },
-            optim: OptimConfig {
-                lr: 0.06,
-                momentum: 0.0,
-                weight_decay: 0.0,
-                batch_size: 0,
-                ..Default::default()
-            },
-            steps: 2000,
-            epochs: None,
-            measure_every: 50,
-            checkpoint_every: 0,
-            augment: AugmentConfig::default(),
-            measure: MeasureConfig::default(),
-        }
+settings! {
+    /// Everything a run needs. Defaults: the progressive-sharpening demo on
+    /// synthetic data (see the README). A TOML table or config.json may name
+    /// any subset of the fields (at any depth); the rest take these defaults.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct RunConfig {
+        /// Seed of initial weights, data and minibatch order.
+        pub seed: u64 = 0,
+        /// Compute backend.
+        pub backend: BackendKind = BackendKind::Cpu,
+        /// Data source.
+        pub data: DataConfig = DataConfig::default(),
+        /// Model.
+        pub model: ModelConfig = ModelConfig::default(),
+        /// Loss: the square loss of the progressive-sharpening demo (a `[loss]`
+        /// table without `kind` keeps it; [`LossConfig`]'s own default kind, for
+        /// code that builds one, is cross-entropy).
+        pub loss: LossConfig = LossConfig {
+            kind: LossKind::Square,
+            ..LossConfig::default()
+        },
+        /// Optimiser.
+        pub optim: OptimConfig = OptimConfig::default(),
+        /// Optimiser steps (ignored when `epochs` is set).
+        pub steps: u64 = 2000,
+        /// Train for this many epochs instead: steps = epochs·⌈N/B⌉ (GD: one step per epoch).
+        pub epochs: Option<u64> = None,
+        /// Measure every M steps (and at step 0 and the last step).
+        pub measure_every: u64 = 50,
+        /// Write a checkpoint every K steps (and always when the run stops); 0 = only when it stops.
+        pub checkpoint_every: u64 = 0,
+        /// Augmentation of the training batches (random crop, flip, mixup).
+        pub augment: AugmentConfig = AugmentConfig::default(),
+        /// Measurement settings.
+        pub measure: MeasureConfig = MeasureConfig::default(),
     }
 }
 
@@ -226,32 +329,21 @@ impl RunConfig {
         }
     }
 
-    /// Checks settings that can be checked without data.
+    /// Checks every setting that can be checked without data: each number's
+    /// range (NaN and ±∞ refused), in every table, whether or not the
+    /// feature it belongs to is switched on (config.json must read back).
+    /// The one check of a run's settings: `curvlab run` (flags and
+    /// `--config`), `--resume`, sweeps and the web page all call it.
     pub fn validate(&self) -> Result<()> {
+        self.data.validate()?;
+        self.model.validate()?;
+        self.loss.validate()?;
         self.optim.validate()?;
         self.augment.validate()?;
         if self.epochs == Some(0) {
             return Err(Error::Config("epochs must be ≥ 1".into()));
         }
-        self.loss.validate()?;
-        if self.measure_every == 0 {
-            return Err(Error::Config("measure_every must be ≥ 1".into()));
-        }
-        if self.measure.chunk == 0 || self.measure.samples == 0 {
-            return Err(Error::Config(
-                "measure.chunk and measure.samples must be ≥ 1".into(),
-            ));
-        }
-        if self.measure.solver.lanczos.k == 0 || self.measure.solver.lanczos.max_steps == 0 {
-            return Err(Error::Config(
-                "measure.solver.lanczos.k and max_steps must be ≥ 1".into(),
-            ));
-        }
-        if !(self.measure.solver.hvp.eps_rel > 0.0 && self.measure.solver.hvp.eps_rel < 1.0) {
-            return Err(Error::Config(
-                "measure.solver.hvp.eps_rel must be in (0, 1)".into(),
-            ));
-        }
+        config::at_least("measure_every", self.measure_every, 1)?;
         self.measure.validate()
     }
 }

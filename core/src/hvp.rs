@@ -23,6 +23,7 @@ use burn::tensor::{activation, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::read_vec;
+use crate::config::settings;
 use crate::kernels::{add_scaled, scaled_difference};
 use crate::loss::{LossConfig, LossKind};
 use crate::models::{
@@ -34,17 +35,12 @@ use crate::objective::{
 };
 use crate::Result;
 
-/// Finite-difference settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HvpConfig {
-    /// ε relative to max(‖θ‖₂, 1).
-    pub eps_rel: f64,
-}
-
-impl Default for HvpConfig {
-    fn default() -> Self {
-        HvpConfig { eps_rel: 1e-4 }
+settings! {
+    /// Finite-difference settings.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct HvpConfig {
+        /// ε relative to max(‖θ‖₂, 1).
+        pub eps_rel: f64 = 1e-4,
     }
 }
 

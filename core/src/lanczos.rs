@@ -31,31 +31,23 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::read_vec;
+use crate::config::settings;
 use crate::linalg::{axpy, dot, norm, symmetric_eigen};
 
-/// Settings of a Lanczos run.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct LanczosConfig {
-    /// Number of top eigenvalues wanted (k ≥ 1).
-    pub k: usize,
-    /// Stop when every one of the top-k residuals is ≤ `tol`·|λ₁| (relative
-    /// accuracy of the eigenvalues).
-    pub tol: f64,
-    /// At most this many operator products.
-    pub max_steps: usize,
-    /// At least this many operator products (guards against a start vector
-    /// that happens to be an eigenvector of a lower eigenvalue).
-    pub min_steps: usize,
-}
-
-impl Default for LanczosConfig {
-    fn default() -> Self {
-        LanczosConfig {
-            k: 1,
-            tol: 1e-3,
-            max_steps: 100,
-            min_steps: 2,
-        }
+settings! {
+    /// Settings of a Lanczos run.
+    #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+    pub struct LanczosConfig {
+        /// Number of top eigenvalues wanted (k ≥ 1).
+        pub k: usize = 1,
+        /// Stop when every one of the top-k residuals is ≤ `tol`·|λ₁| (relative
+        /// accuracy of the eigenvalues).
+        pub tol: f64 = 1e-3,
+        /// At most this many operator products.
+        pub max_steps: usize = 100,
+        /// At least this many operator products (guards against a start vector
+        /// that happens to be an eigenvector of a lower eigenvalue).
+        pub min_steps: usize = 2,
     }
 }
 

@@ -28,6 +28,8 @@
 //! | decision regions of a model of 2-D inputs | [`regions`] |
 //! | the browser explainer's mechanism panel: slice, regions, largest-Jacobian examples | [`mechanism`] |
 //! | a whole run: config, training loop, measurements every M steps | [`experiment`] |
+//! | settings declared with their defaults, range checks | [`config`] |
+//! | the memory a run needs, before it allocates | [`memory`] |
 //! | checkpoints of a run (exact resume) | [`checkpoint`] |
 //! | results rows (`metrics.jsonl`) | [`record`] |
 //! | atomic file writes (temporary, fsync, rename) | [`atomic`] |
@@ -42,6 +44,7 @@ pub mod axis;
 pub mod backend;
 pub mod bound;
 pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod density;
 pub mod error;
@@ -57,6 +60,7 @@ pub mod linalg;
 pub mod loss;
 pub mod measure;
 pub mod mechanism;
+pub mod memory;
 pub mod models;
 pub mod objective;
 pub mod paths;

@@ -9,6 +9,7 @@
 use burn::tensor::{activation, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::config::settings;
 use crate::{Error, Result};
 
 /// Which loss.
@@ -35,25 +36,16 @@ impl std::str::FromStr for LossKind {
     }
 }
 
-/// The loss and its targets.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LossConfig {
-    /// Cross-entropy or square loss.
-    pub kind: LossKind,
-    /// Label smoothing α ∈ [0, 1).
-    pub label_smoothing: f64,
-    /// Output/target scale s_out of the square loss (App. C.2); unused by cross-entropy.
-    pub target_scale: f64,
-}
-
-impl Default for LossConfig {
-    fn default() -> Self {
-        LossConfig {
-            kind: LossKind::CrossEntropy,
-            label_smoothing: 0.0,
-            target_scale: 1.0,
-        }
+settings! {
+    /// The loss and its targets.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct LossConfig {
+        /// Cross-entropy or square loss.
+        pub kind: LossKind = LossKind::CrossEntropy,
+        /// Label smoothing α ∈ [0, 1).
+        pub label_smoothing: f64 = 0.0,
+        /// Output/target scale s_out of the square loss (App. C.2); unused by cross-entropy.
+        pub target_scale: f64 = 1.0,
     }
 }
 

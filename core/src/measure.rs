@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::bound::{data_bound, ell, min_interclass_distance, InterclassDistance};
+use crate::config::{self, settings};
 use crate::data::Dataset;
 use crate::density::{slq, DensityConfig};
 use crate::factors::{along, cost_curvature, share_and_residual};
@@ -34,91 +35,69 @@ use crate::sharpness::{
 use crate::trace::{hutchpp, TraceConfig};
 use crate::{Error, Result};
 
-/// What to measure and how.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MeasureConfig {
-    /// Size of the measurement subset: the first min(N, this) training examples.
-    pub samples: usize,
-    /// Examples per device chunk (bounds memory; the results do not depend on it).
-    pub chunk: usize,
-    /// Hessian eigenvalues (Lanczos).
-    pub sharpness: bool,
-    /// Lanczos / finite-difference settings.
-    pub solver: SharpnessConfig,
-    /// Gauss–Newton top eigenvalue.
-    pub gauss_newton: bool,
-    /// Exact per-example Jacobian norms.
-    pub jacobian: bool,
-    /// Theorem 5.1 data bound.
-    pub bound: bool,
-    /// Warm-start Lanczos from the previous top eigenvector.
-    pub warm_start: bool,
-    /// Number of top Hessian eigenvalues: a count, or `"classes"` for k = C
-    /// of the data. When set it replaces `solver.lanczos.k`.
-    pub top_k: Option<TopK>,
-    /// Measure the spectrum extras below at every N-th measurement of a run
-    /// (the first included); everything else is measured every time.
-    pub spectrum_every: u64,
-    /// Hessian trace by Hutch++ (`trace`, `trace_se`).
-    pub trace: bool,
-    /// Hessian spectral density by stochastic Lanczos quadrature.
-    pub density: bool,
-    /// Top eigenvalue of each layer's diagonal Hessian and Gauss–Newton block.
-    pub per_layer: bool,
-    /// The Ansatz's mediating factors (needs `sharpness`).
-    pub factors: bool,
-    /// λ_max on `fold_count` disjoint folds of the measurement subset.
-    pub folds: bool,
-    /// Hutch++ settings.
-    pub hutchpp: TraceConfig,
-    /// Stochastic Lanczos quadrature settings.
-    pub slq: DensityConfig,
-    /// Number of folds K.
-    pub fold_count: usize,
-}
-
-impl Default for MeasureConfig {
-    fn default() -> Self {
-        MeasureConfig {
-            samples: 5000,
-            chunk: 1000,
-            sharpness: true,
-            solver: SharpnessConfig::default(),
-            gauss_newton: true,
-            jacobian: true,
-            bound: true,
-            warm_start: true,
-            top_k: None,
-            spectrum_every: 1,
-            trace: false,
-            density: false,
-            per_layer: false,
-            factors: false,
-            folds: false,
-            hutchpp: TraceConfig::default(),
-            slq: DensityConfig::default(),
-            fold_count: 4,
-        }
+settings! {
+    /// What to measure and how.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct MeasureConfig {
+        /// Size of the measurement subset: the first min(N, this) training examples.
+        pub samples: usize = 5000,
+        /// Examples per device chunk (bounds memory; the results do not depend on it).
+        pub chunk: usize = 1000,
+        /// Hessian eigenvalues (Lanczos).
+        pub sharpness: bool = true,
+        /// Lanczos / finite-difference settings.
+        pub solver: SharpnessConfig = SharpnessConfig::default(),
+        /// Gauss–Newton top eigenvalue.
+        pub gauss_newton: bool = true,
+        /// Exact per-example Jacobian norms.
+        pub jacobian: bool = true,
+        /// Theorem 5.1 data bound.
+        pub bound: bool = true,
+        /// Warm-start Lanczos from the previous top eigenvector.
+        pub warm_start: bool = true,
+        /// Number of top Hessian eigenvalues: a count, or `"classes"` for k = C
+        /// of the data. When set it replaces `solver.lanczos.k`.
+        pub top_k: Option<TopK> = None,
+        /// Measure the spectrum extras below at every N-th measurement of a run
+        /// (the first included); everything else is measured every time.
+        pub spectrum_every: u64 = 1,
+        /// Hessian trace by Hutch++ (`trace`, `trace_se`).
+        pub trace: bool = false,
+        /// Hessian spectral density by stochastic Lanczos quadrature.
+        pub density: bool = false,
+        /// Top eigenvalue of each layer's diagonal Hessian and Gauss–Newton block.
+        pub per_layer: bool = false,
+        /// The Ansatz's mediating factors (needs `sharpness`).
+        pub factors: bool = false,
+        /// λ_max on `fold_count` disjoint folds of the measurement subset.
+        pub folds: bool = false,
+        /// Hutch++ settings.
+        pub hutchpp: TraceConfig = TraceConfig::default(),
+        /// Stochastic Lanczos quadrature settings.
+        pub slq: DensityConfig = DensityConfig::default(),
+        /// Number of folds K.
+        pub fold_count: usize = 4,
     }
 }
 
 impl MeasureConfig {
-    /// Checks the spectrum settings (top_k and the extras).
+    /// Checks every measurement setting (switched-off extras included, so
+    /// that config.json always reads back): sizes ≥ 1, the solver's
+    /// tolerances and steps ([`SharpnessConfig::validate`]), `top_k`, and the
+    /// extras' settings.
     pub fn validate(&self) -> Result<()> {
+        config::at_least("measure.samples", self.samples, 1)?;
+        config::at_least("measure.chunk", self.chunk, 1)?;
+        self.solver.validate()?;
         if let Some(k) = self.top_k {
             k.validate()?;
         }
         if self.spectrum_every == 0 {
             return Err(Error::Config("measure.spectrum_every must be ≥ 1".into()));
         }
-        if self.trace {
-            self.hutchpp.validate()?;
-        }
-        if self.density {
-            self.slq.validate()?;
-        }
-        if self.folds && self.fold_count < 2 {
+        self.hutchpp.validate()?;
+        self.slq.validate()?;
+        if self.fold_count < 2 {
             return Err(Error::Config(format!(
                 "measure.fold_count must be ≥ 2, got {}",
                 self.fold_count

@@ -33,6 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::settings;
 use crate::{Error, Result};
 
 /// Which schedule shape.
@@ -62,32 +63,21 @@ impl std::str::FromStr for ScheduleKind {
     }
 }
 
-/// A learning-rate schedule, relative to the base rate and the run's length.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScheduleConfig {
-    /// constant | step | cosine.
-    pub kind: ScheduleKind,
-    /// Step decay: fractions of the total steps in (0, 1], strictly increasing;
-    /// the rate is multiplied by `gamma` from step round(fraction·T) on.
-    pub milestones: Vec<f64>,
-    /// Step decay factor in (0, 1] (default 0.1).
-    pub gamma: f64,
-    /// Fraction of the total steps of linear warm-up, in [0, 1) (default 0).
-    pub warmup: f64,
-    /// Cosine floor as a fraction of the base rate, in [0, 1] (default 0).
-    pub final_lr_fraction: f64,
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        ScheduleConfig {
-            kind: ScheduleKind::Constant,
-            milestones: Vec::new(),
-            gamma: 0.1,
-            warmup: 0.0,
-            final_lr_fraction: 0.0,
-        }
+settings! {
+    /// A learning-rate schedule, relative to the base rate and the run's length.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct ScheduleConfig {
+        /// constant | step | cosine.
+        pub kind: ScheduleKind = ScheduleKind::Constant,
+        /// Step decay: fractions of the total steps in (0, 1], strictly increasing;
+        /// the rate is multiplied by `gamma` from step round(fraction·T) on.
+        pub milestones: Vec<f64> = Vec::new(),
+        /// Step decay factor in (0, 1] (default 0.1).
+        pub gamma: f64 = 0.1,
+        /// Fraction of the total steps of linear warm-up, in [0, 1) (default 0).
+        pub warmup: f64 = 0.0,
+        /// Cosine floor as a fraction of the base rate, in [0, 1] (default 0).
+        pub final_lr_fraction: f64 = 0.0,
     }
 }
 

@@ -15,6 +15,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::config::{self, settings};
 use crate::hvp::{GaussNewtonOperator, HessianOperator, HvpConfig};
 use crate::lanczos::{top_eigenpairs_on_device, LanczosConfig};
 use crate::loss::LossConfig;
@@ -23,19 +24,38 @@ use crate::objective::Sample;
 use crate::rng::Rng;
 use crate::{Error, Result};
 
-/// Settings of a sharpness estimate.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SharpnessConfig {
-    /// Lanczos settings (k, tolerance, step limits).
-    pub lanczos: LanczosConfig,
-    /// Finite-difference settings.
-    pub hvp: HvpConfig,
-    /// Seed of the random start vector (cold start).
-    pub seed: u64,
-    /// BatchNorm statistics of the loss whose curvature is measured
-    /// (train: batch statistics per chunk, the default; eval: running statistics).
-    pub bn_mode: BnMode,
+settings! {
+    /// Settings of a sharpness estimate.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct SharpnessConfig {
+        /// Lanczos settings (k, tolerance, step limits).
+        pub lanczos: LanczosConfig = LanczosConfig::default(),
+        /// Finite-difference settings.
+        pub hvp: HvpConfig = HvpConfig::default(),
+        /// Seed of the random start vector (cold start).
+        pub seed: u64 = 0,
+        /// BatchNorm statistics of the loss whose curvature is measured
+        /// (train: batch statistics per chunk, the default; eval: running statistics).
+        pub bn_mode: BnMode = BnMode::Train,
+    }
+}
+
+impl SharpnessConfig {
+    /// Checks the solver settings: k ≥ 1, the tolerance in (0, 1), 1 ≤
+    /// min_steps ≤ max_steps, the finite-difference step in (0, 1).
+    pub fn validate(&self) -> Result<()> {
+        let l = &self.lanczos;
+        config::at_least("measure.solver.lanczos.k", l.k, 1)?;
+        config::fraction("measure.solver.lanczos.tol", l.tol)?;
+        config::at_least("measure.solver.lanczos.max_steps", l.max_steps, 1)?;
+        if l.min_steps > l.max_steps {
+            return Err(Error::Config(format!(
+                "measure.solver.lanczos.min_steps must be ≤ max_steps ({}), got {}",
+                l.max_steps, l.min_steps
+            )));
+        }
+        config::fraction("measure.solver.hvp.eps_rel", self.hvp.eps_rel)
+    }
 }
 
 /// How many top Hessian eigenvalues to estimate: a count, or one per class.

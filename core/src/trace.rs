@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::backend::read_vec;
+use crate::config::settings;
 use crate::hvp::HessianOperator;
 use crate::loss::LossConfig;
 use crate::models::Model;
@@ -45,18 +46,13 @@ use crate::rng::Rng;
 use crate::sharpness::SharpnessConfig;
 use crate::{Error, Result};
 
-/// Settings of a Hutch++ trace estimate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TraceConfig {
-    /// Operator products m in all (≥ 6): ⌊m/3⌋ for the sketch, at most as
-    /// many for the low-rank part, the rest for the Hutchinson probes.
-    pub products: usize,
-}
-
-impl Default for TraceConfig {
-    fn default() -> Self {
-        TraceConfig { products: 30 }
+settings! {
+    /// Settings of a Hutch++ trace estimate.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct TraceConfig {
+        /// Operator products m in all (≥ 6): ⌊m/3⌋ for the sketch, at most as
+        /// many for the low-rank part, the rest for the Hutchinson probes.
+        pub products: usize = 30,
     }
 }
 

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentConfig;
 use crate::backend::read_vec;
+use crate::config::settings;
 use crate::data::Dataset;
 use crate::kernels::{select_rows, sgd_update};
 use crate::loss::LossConfig;
@@ -31,34 +32,22 @@ use crate::rng::Rng;
 use crate::schedule::ScheduleConfig;
 use crate::{Error, Result};
 
-/// Optimiser settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OptimConfig {
-    /// Base learning rate η.
-    pub lr: f64,
-    /// Heavy-ball momentum μ (0 = plain GD/SGD).
-    pub momentum: f64,
-    /// Weight decay λ (L2 term added to the gradient; not part of ℓ_S).
-    pub weight_decay: f64,
-    /// Minibatch size; 0 = full batch (gradient descent).
-    pub batch_size: usize,
-    /// Learning-rate schedule over the run (default constant).
-    pub schedule: ScheduleConfig,
-    /// SAM radius ρ; 0 = plain (S)GD.
-    pub sam_rho: f64,
-}
-
-impl Default for OptimConfig {
-    fn default() -> Self {
-        OptimConfig {
-            lr: 0.05,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            batch_size: 0,
-            schedule: ScheduleConfig::default(),
-            sam_rho: 0.0,
-        }
+settings! {
+    /// Optimiser settings.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct OptimConfig {
+        /// Base learning rate η.
+        pub lr: f64 = 0.06,
+        /// Heavy-ball momentum μ (0 = plain GD/SGD).
+        pub momentum: f64 = 0.0,
+        /// Weight decay λ (L2 term added to the gradient; not part of ℓ_S).
+        pub weight_decay: f64 = 0.0,
+        /// Minibatch size; 0 = full batch (gradient descent).
+        pub batch_size: usize = 0,
+        /// Learning-rate schedule over the run (default constant).
+        pub schedule: ScheduleConfig = ScheduleConfig::default(),
+        /// SAM radius ρ; 0 = plain (S)GD.
+        pub sam_rho: f64 = 0.0,
     }
 }
 

@@ -9,6 +9,7 @@
 //! | one writer per run directory: the advisory lock `run.lock` | [`lock`] |
 //! | metrics.jsonl: whole rows appended in one write, torn tails cut | [`metrics_log`] |
 //! | the run figure (loss, sharpness with 2/η, Jacobian norms against step) | [`plot`] |
+//! | a run configuration from TOML: laid over the defaults, typos refused, validated | [`run_config`] |
 //! | sweep files: parsing, expansion into runs, `--set` overrides | [`sweep`] |
 //! | `sweep.json`, the manifest of an expanded sweep | [`manifest`] |
 //! | the paper's experiments as embedded sweep files | [`presets`] |
@@ -30,6 +31,7 @@ pub mod metrics_log;
 pub mod plot;
 pub mod presets;
 pub mod report;
+pub mod run_config;
 pub mod run_dir;
 pub mod slurm;
 pub mod sweep;

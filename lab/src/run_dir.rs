@@ -262,6 +262,12 @@ pub fn run_locked(
             let _ = fs::remove_dir_all(lock.dir());
         }
     };
+    // Settings, the data's shape, the model for it and the memory estimate:
+    // checked before anything is allocated.
+    if let Err(e) = curvlab::memory::check(&cfg) {
+        abandon(lock);
+        return Err(e.into());
+    }
     let device = match backend::device(cfg.backend) {
         Ok(d) => d,
         Err(e) => {

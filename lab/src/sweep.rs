@@ -30,7 +30,8 @@
 //! group's), first axis slowest; seeds fastest. A run's configuration is
 //! base ← group config ← scale config ← `--set` ← axis values ← seed, merged
 //! at dotted paths (tables merge key by key; a table whose `kind` changes is
-//! replaced), then deserialised as a `RunConfig` and validated. The engine
+//! replaced), then laid over the defaults, deserialised as a `RunConfig` and
+//! validated ([`crate::run_config::from_table`], as `curvlab run --config`). The engine
 //! knows no field names: every path set anywhere must name a field of the
 //! configuration that results, so a typo is an error, never a silent no-op.
 //!
@@ -44,7 +45,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use curvlab::backend::BackendKind;
-use curvlab::experiment::RunConfig;
 use serde_json::Value as Json;
 use toml::{Table, Value};
 
@@ -667,13 +667,8 @@ impl SweepFile {
                         }
                         Err(e) => return Err(e.context(format!("{src} ({} scale)", opts.scale))),
                     }
-                    let cfg: RunConfig =
-                        Value::Table(t.clone())
-                            .try_into()
-                            .map_err(|e: toml::de::Error| {
-                                anyhow!("{what}: {}", one_line(&e.to_string()))
-                            })?;
-                    cfg.validate().map_err(|e| anyhow!("{what}: {e}"))?;
+                    let cfg = crate::run_config::from_table(&t)
+                        .map_err(|e| anyhow!("{what}: {}", one_line(&e.to_string())))?;
                     let config = serde_json::to_value(&cfg)?;
                     check_known(&t, &config, "").map_err(|e| anyhow!("{what}: {e}"))?;
                     runs.push(ManifestRun {

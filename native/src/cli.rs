@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use curvlab::experiment::ModelKind;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use curvlab::experiment::{ModelKind, RunConfig};
 
 /// curvlab: loss curvature (sharpness) and input–output Jacobian norms of deep
 /// networks, measured through training.
@@ -80,10 +80,10 @@ pub struct RunArgs {
     /// Output directory for config.json, metrics.jsonl, plot.png, model.safetensors [default: runs/run-<unix time>].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Compute backend [default: cpu].
+    /// Compute backend.
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
-    /// Seed of weights, data and minibatch order [default: 0].
+    /// Seed of weights, data and minibatch order.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Data: "synthetic" (embedded δ-good data) or a CIFAR-10/100 directory.
@@ -191,7 +191,7 @@ pub struct RunArgs {
     /// Step schedule: milestones as fractions of the run, comma-separated (e.g. 0.5,0.75).
     #[arg(long, value_delimiter = ',')]
     pub milestones: Option<Vec<f64>>,
-    /// Step schedule: decay factor at each milestone [default: 0.1].
+    /// Step schedule: decay factor at each milestone.
     #[arg(long)]
     pub gamma: Option<f64>,
     /// Linear warm-up over this fraction of the run.
@@ -459,10 +459,112 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Each `curvlab run` flag (its argument id) and the setting it sets (its
+/// dotted path in config.json). The help's "[default: …]" is read from
+/// [`RunConfig::default`] at that path, never written by hand; `--resume`
+/// and validation errors name flags through it.
+pub const FLAG_PATHS: &[(&str, &str)] = &[
+    ("backend", "backend"),
+    ("seed", "seed"),
+    ("data", "data.kind"),
+    ("data", "data.dir"),
+    ("train_samples", "data.train_samples"),
+    ("test_samples", "data.test_samples"),
+    ("input_scale", "data.input_scale"),
+    ("intrinsic_dim", "data.intrinsic_dim"),
+    ("ambient_dim", "data.ambient_dim"),
+    ("classes", "data.classes"),
+    ("n_train", "data.n_train"),
+    ("n_test", "data.n_test"),
+    ("model", "model.kind"),
+    ("hidden", "model.hidden"),
+    ("channels", "model.channels"),
+    ("width", "model.width"),
+    ("activation", "model.activation"),
+    ("loss", "loss.kind"),
+    ("label_smoothing", "loss.label_smoothing"),
+    ("target_scale", "loss.target_scale"),
+    ("lr", "optim.lr"),
+    ("batch_size", "optim.batch_size"),
+    ("momentum", "optim.momentum"),
+    ("weight_decay", "optim.weight_decay"),
+    ("steps", "steps"),
+    ("measure_every", "measure_every"),
+    ("samples", "measure.samples"),
+    ("top_k", "measure.solver.lanczos.k"),
+    ("tol", "measure.solver.lanczos.tol"),
+    ("no_gn", "measure.gauss_newton"),
+    ("no_jacobian", "measure.jacobian"),
+    ("no_bound", "measure.bound"),
+    ("epochs", "epochs"),
+    ("checkpoint_every", "checkpoint_every"),
+    ("schedule", "optim.schedule.kind"),
+    ("milestones", "optim.schedule.milestones"),
+    ("gamma", "optim.schedule.gamma"),
+    ("warmup", "optim.schedule.warmup"),
+    ("sam_rho", "optim.sam_rho"),
+    ("crop", "augment.crop"),
+    ("flip", "augment.flip"),
+    ("mixup_alpha", "augment.mixup_alpha"),
+    ("bn_mode", "measure.solver.bn_mode"),
+];
+
+/// `--flag-name` of an argument id.
+pub fn flag_name(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
+
+/// The value at a dotted path, as a help text shows it (lists joined by
+/// commas; absent, empty, `null`, boolean and table values are not shown).
+fn shown(v: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    let v = path.split('.').try_fold(v, |v, k| v.get(k))?;
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) if !a.is_empty() => {
+            let parts: Option<Vec<String>> = a
+                .iter()
+                .map(|x| x.as_number().map(|n| n.to_string()))
+                .collect();
+            parts.map(|p| p.join(","))
+        }
+        _ => None,
+    }
+}
+
+/// The command line's definition: clap's derive, with each `run` flag's
+/// default appended to its help from [`RunConfig::default`].
+pub fn command() -> clap::Command {
+    let defaults = serde_json::to_value(RunConfig::default()).expect("a RunConfig serialises");
+    Cli::command().mut_subcommand("run", |mut run| {
+        let mut seen = Vec::new();
+        for (id, path) in FLAG_PATHS {
+            if seen.contains(id) {
+                continue;
+            }
+            seen.push(*id);
+            if let Some(v) = shown(&defaults, path) {
+                run = run.mut_arg(*id, |arg| {
+                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                    arg.help(format!("{help} [default: {v}]"))
+                });
+            }
+        }
+        run
+    })
+}
+
+/// Parses the process's arguments with [`command`] (exits with clap's
+/// message on bad arguments, as `Cli::parse` does).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     fn run_args(args: &[&str]) -> Result<Box<RunArgs>, clap::Error> {
         let argv = ["curvlab", "run"].iter().chain(args);
@@ -488,5 +590,67 @@ mod tests {
             e.contains("possible values: mlp, cnn, vgg11, vgg11_bn, resnet18"),
             "{e}"
         );
+    }
+
+    /// Every `run` flag but the run's own switches names the setting it
+    /// sets, and every named setting exists in the configuration (the
+    /// default one, or its CIFAR data table).
+    #[test]
+    fn every_run_flag_names_a_setting() {
+        command().debug_assert();
+        let cmd = command();
+        let run = cmd.find_subcommand("run").unwrap();
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["config", "out", "quiet", "resume", "help"].contains(&id) {
+                continue;
+            }
+            assert!(
+                FLAG_PATHS.iter().any(|(f, _)| *f == id),
+                "--{id} is missing from FLAG_PATHS"
+            );
+        }
+        let mut with_cifar = serde_json::to_value(RunConfig::default()).unwrap();
+        let cifar =
+            serde_json::json!({"kind": "cifar", "dir": "d", "train_samples": 1, "test_samples": 1});
+        let cifar: curvlab::experiment::DataConfig = serde_json::from_value(cifar).unwrap();
+        let defaults = serde_json::to_value(RunConfig::default()).unwrap();
+        with_cifar["data"] = serde_json::to_value(cifar).unwrap();
+        with_cifar["epochs"] = 1.into();
+        for (flag, path) in FLAG_PATHS {
+            let found =
+                |v: &serde_json::Value| path.split('.').try_fold(v, |v, k| v.get(k)).is_some();
+            assert!(
+                found(&defaults) || found(&with_cifar),
+                "--{flag}: no setting {path}"
+            );
+        }
+    }
+
+    /// The help's defaults are the configuration's.
+    #[test]
+    fn run_help_reads_the_declared_defaults() {
+        let cmd = command();
+        let run = cmd.find_subcommand("run").unwrap();
+        let help = |id: &str| {
+            run.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help())
+                .map(ToString::to_string)
+                .unwrap()
+        };
+        let d = RunConfig::default();
+        assert_eq!(
+            help("lr"),
+            format!("Learning rate η [default: {}]", d.optim.lr)
+        );
+        assert!(
+            help("hidden").ends_with("[default: 256,256]"),
+            "{}",
+            help("hidden")
+        );
+        assert!(help("gamma").ends_with(&format!("[default: {}]", d.optim.schedule.gamma)));
+        assert!(!help("milestones").contains("[default"), "no default list");
+        assert!(!help("flip").contains("[default"));
     }
 }

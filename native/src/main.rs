@@ -10,8 +10,6 @@ mod commands;
 mod progress;
 mod signals;
 
-use clap::Parser;
-
 fn main() {
     // A bug must still end in one line, never a trace.
     std::panic::set_hook(Box::new(|info| {
@@ -27,7 +25,7 @@ fn main() {
             .unwrap_or_default();
         eprintln!("curvlab: internal error: {msg}{at}");
     }));
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     let result = std::panic::catch_unwind(|| {
         let mut stdout = std::io::stdout().lock();
         commands::dispatch(args, &mut stdout)

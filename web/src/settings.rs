@@ -149,38 +149,44 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// The native CLI's default run (progressive sharpening on synthetic data,
-    /// MLP 256×2 tanh, square loss, GD η = 0.06, 2000 steps, every 50): the
-    /// default on a hardware GPU. See [`Settings::small`] and [`Settings::tiny`]
-    /// for slower backends.
+    /// The native CLI's default run ([`RunConfig::default`]: progressive
+    /// sharpening on synthetic data, MLP 256×2 tanh, square loss, GD η = 0.06,
+    /// 2000 steps, every 50), read from the core, with the toy set's own
+    /// defaults for its controls: the default on a hardware GPU. See
+    /// [`Settings::small`] and [`Settings::tiny`] for slower backends.
     fn default() -> Self {
+        let run = RunConfig::default();
+        let toy = ToyConfig::default();
+        let DataConfig::Synthetic(data) = &run.data else {
+            unreachable!("the default run's data is synthetic")
+        };
         Settings {
             data: DataKind::Synthetic,
-            k: 4,
-            d: 32,
-            shape: ToyShape::Spirals,
-            noise: 0.03,
-            classes: 4,
-            n_train: 1000,
-            n_test: 1000,
-            input_scale: 1.0,
-            model: ModelKind::MLP,
-            width: 256,
-            depth: 2,
-            channels: vec![16, 32],
-            activation: Activation::Tanh,
-            loss: LossKind::Square,
-            label_smoothing: 0.0,
-            target_scale: 1.0,
-            lr: 0.06,
-            batch_size: 0,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            seed: 0,
-            steps: 2000,
-            measure_every: 50,
-            samples: 1000,
-            gauss_newton: true,
+            k: data.intrinsic_dim,
+            d: data.ambient_dim,
+            shape: toy.shape,
+            noise: toy.noise,
+            classes: data.classes,
+            n_train: data.n_train,
+            n_test: data.n_test,
+            input_scale: data.input_scale,
+            model: run.model.kind,
+            width: run.model.hidden.first().copied().unwrap_or(1),
+            depth: run.model.hidden.len(),
+            channels: run.model.channels.clone(),
+            activation: run.model.activation,
+            loss: run.loss.kind,
+            label_smoothing: run.loss.label_smoothing,
+            target_scale: run.loss.target_scale,
+            lr: run.optim.lr,
+            batch_size: run.optim.batch_size,
+            momentum: run.optim.momentum,
+            weight_decay: run.optim.weight_decay,
+            seed: run.seed,
+            steps: run.steps,
+            measure_every: run.measure_every,
+            samples: run.measure.samples,
+            gauss_newton: run.measure.gauss_newton,
             vary: Vary::None,
             values: Vec::new(),
             backend: BackendPref::Auto,
@@ -279,7 +285,8 @@ impl Settings {
             .iter()
             .map(|v| {
                 let mut s = self.clone();
-                (field.set)(&mut s, v).map_err(|e| format!("compared value '{v}': {e}"))?;
+                (field.set)(&mut s, v)
+                    .map_err(|e| format!("compared value '{}': {e}", v.escape_debug()))?;
                 Ok(s.plan(format!("{} = {}", field.short, (field.get)(&s))))
             })
             .collect()
@@ -448,7 +455,7 @@ fn always(_: &Settings) -> bool {
 fn parse_num<T: std::str::FromStr>(v: &str, what: &str) -> Result<T, String> {
     v.trim()
         .parse()
-        .map_err(|_| format!("{what}: '{v}' is not a valid number"))
+        .map_err(|_| format!("{what}: '{}' is not a valid number", v.escape_debug()))
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -529,7 +536,11 @@ fn choice<T: Copy + PartialEq>(
         .map(|(t, _)| *t)
         .ok_or_else(|| {
             let names: Vec<&str> = table.iter().map(|(_, n)| *n).collect();
-            format!("{what}: '{v}' is not one of {}", names.join(", "))
+            format!(
+                "{what}: '{}' is not one of {}",
+                v.escape_debug(),
+                names.join(", ")
+            )
         })
 }
 
@@ -945,7 +956,7 @@ fn parse_toggle(v: &str, what: &str) -> Result<bool, String> {
     match v.trim() {
         "1" | "true" | "on" | "yes" => Ok(true),
         "0" | "false" | "off" | "no" => Ok(false),
-        o => Err(format!("{what}: '{o}' is not 0 or 1")),
+        o => Err(format!("{what}: '{}' is not 0 or 1", o.escape_debug())),
     }
 }
 
@@ -983,8 +994,10 @@ pub fn decode(v: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
+                // Two hex digits exactly (`from_str_radix` alone would take "+A").
+                let hex = Some(&bytes[i + 1..i + 3])
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
@@ -1056,7 +1069,9 @@ impl PageState {
                     st.errors
                         .extend(apply_pairs(&mut st.settings, &parse_query(p.query)));
                 }
-                None => st.errors.push(format!("unknown preset '{name}'")),
+                None => st
+                    .errors
+                    .push(format!("unknown preset '{}'", name.escape_debug())),
             }
         }
         let mut controls = Vec::new();
@@ -1106,7 +1121,7 @@ pub fn apply_pairs(s: &mut Settings, pairs: &[(String, String)]) -> Vec<String> 
                     errors.push(e);
                 }
             }
-            None => errors.push(format!("unknown URL setting '{k}'")),
+            None => errors.push(format!("unknown URL setting '{}'", k.escape_debug())),
         }
     }
     errors
@@ -1116,13 +1131,12 @@ pub fn apply_pairs(s: &mut Settings, pairs: &[(String, String)]) -> Vec<String> 
 mod tests {
     use super::*;
 
+    /// The page's default is the core's default run, read from it.
     #[test]
-    fn default_mirrors_the_core_default_run() {
+    fn default_is_the_core_default_run() {
         let plans = Settings::default().plans().unwrap();
         assert_eq!(plans.len(), 1);
-        let mut want = RunConfig::default();
-        want.measure.samples = 1000;
-        assert_eq!(plans[0].config, want);
+        assert_eq!(plans[0].config, RunConfig::default());
         assert_eq!(plans[0].data, DataPlan::Config);
     }
 
@@ -1298,6 +1312,14 @@ mod tests {
         assert_eq!(decode("a%20b%26c%3D%C3%BC"), "a b&c=ü");
         assert_eq!(decode("1+2"), "1 2");
         assert_eq!(decode("%zz%4"), "%zz%4");
+        assert_eq!(decode("%+A"), "% A", "a sign is not a hex digit");
+        let st = PageState::from_query("a%0Ab=1&lr=%0A", &Settings::default());
+        assert_eq!(st.errors.len(), 2);
+        assert!(
+            st.errors.iter().all(|e| !e.contains('\n')),
+            "{:?}",
+            st.errors
+        );
         assert_eq!(
             parse_query("?a=1&&b&c=%2C"),
             vec![

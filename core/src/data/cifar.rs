@@ -195,6 +195,27 @@ pub fn fits_both(len: u64) -> bool {
         && len.is_multiple_of(RECORD_CIFAR100 as u64)
 }
 
+/// The numbers of (training, test) records of a CIFAR directory of `kind`,
+/// from the files' sizes alone (nothing is read; a size that is not a whole
+/// number of records is reported when the files are read).
+pub fn record_counts(dir: &Path, kind: CifarKind) -> Result<(usize, usize)> {
+    let (train, test) = match layout(dir)? {
+        Layout::Batches { train, test } => (train, test),
+        Layout::TrainTest { train, test } => (vec![train], test),
+    };
+    let records = |path: &PathBuf| -> Result<usize> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        Ok((len / kind.record_len() as u64) as usize)
+    };
+    let mut n_train = 0;
+    for path in &train {
+        n_train += records(path)?;
+    }
+    Ok((n_train, records(&test)?))
+}
+
 /// The CIFAR layout of a file of `len` bytes (`path` names it in errors; a
 /// file the browser read has only a name): CIFAR-10 if `len` is a multiple
 /// of 3073 bytes, otherwise CIFAR-100 (fine labels) if it is a multiple of

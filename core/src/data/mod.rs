@@ -27,6 +27,18 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A dataset of no examples with inputs of `input_shape` and `classes`
+    /// classes: sizes a model before the data is read.
+    pub fn empty(input_shape: Vec<usize>, classes: usize, name: String) -> Dataset {
+        Dataset {
+            x: Vec::new(),
+            y: Vec::new(),
+            input_shape,
+            classes,
+            name,
+        }
+    }
+
     /// Number of examples N.
     pub fn len(&self) -> usize {
         self.y.len()

@@ -26,6 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Dataset;
+use crate::config::settings;
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -50,46 +51,32 @@ impl Domain {
     }
 }
 
-/// Configuration of the synthetic dataset. Missing fields take their
-/// [`Default`] values when deserialised.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SyntheticConfig {
-    /// Intrinsic dimension k of the latents (k ≥ 1).
-    pub intrinsic_dim: usize,
-    /// Ambient (input) dimension d (d ≥ 1).
-    pub ambient_dim: usize,
-    /// Number of classes C (C ≥ 2).
-    pub classes: usize,
-    /// Number of training examples N (N ≥ 1).
-    pub n_train: usize,
-    /// Number of test examples.
-    pub n_test: usize,
-    /// Latent domain: cube [0,1]^k or sphere S^k.
-    pub domain: Domain,
-    /// Hidden width of the generator g (≥ 1).
-    pub generator_width: usize,
-    /// Seed fixing the generator, the teacher and the draws.
-    pub seed: u64,
-    /// Input scale s_in multiplying g (finite, > 0; default 1).
-    pub input_scale: f32,
-}
-
-impl Default for SyntheticConfig {
+settings! {
+    /// Configuration of the synthetic dataset. Missing fields take their
+    /// [`Default`] values when deserialised.
+    ///
     /// k = 4, d = 32, C = 4, 1000 train and 1000 test examples on the cube,
     /// generator width 64, seed 0, input scale 1.
-    fn default() -> Self {
-        SyntheticConfig {
-            intrinsic_dim: 4,
-            ambient_dim: 32,
-            classes: 4,
-            n_train: 1000,
-            n_test: 1000,
-            domain: Domain::Cube,
-            generator_width: 64,
-            seed: 0,
-            input_scale: 1.0,
-        }
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct SyntheticConfig {
+        /// Intrinsic dimension k of the latents (k ≥ 1).
+        pub intrinsic_dim: usize = 4,
+        /// Ambient (input) dimension d (d ≥ 1).
+        pub ambient_dim: usize = 32,
+        /// Number of classes C (C ≥ 2).
+        pub classes: usize = 4,
+        /// Number of training examples N (N ≥ 1).
+        pub n_train: usize = 1000,
+        /// Number of test examples.
+        pub n_test: usize = 1000,
+        /// Latent domain: cube [0,1]^k or sphere S^k.
+        pub domain: Domain = Domain::Cube,
+        /// Hidden width of the generator g (≥ 1).
+        pub generator_width: usize = 64,
+        /// Seed fixing the generator, the teacher and the draws.
+        pub seed: u64 = 0,
+        /// Input scale s_in multiplying g (finite, > 0; default 1).
+        pub input_scale: f32 = 1.0,
     }
 }
 

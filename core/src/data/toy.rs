@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::settings;
 use crate::data::Dataset;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -43,42 +44,29 @@ impl std::str::FromStr for ToyShape {
     }
 }
 
-/// Configuration of the toy set. Missing fields take their [`Default`] values
-/// when deserialised.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ToyConfig {
-    /// Spirals or rings.
-    pub shape: ToyShape,
-    /// Number of classes C (2 ≤ C ≤ 16).
-    pub classes: usize,
-    /// Number of training examples N (N ≥ C).
-    pub n_train: usize,
-    /// Number of test examples.
-    pub n_test: usize,
-    /// Turns of each spiral arm (spirals only; > 0).
-    pub turns: f64,
-    /// Standard deviation σ of the Gaussian noise, before the input scale (≥ 0).
-    pub noise: f64,
-    /// Seed of the draws.
-    pub seed: u64,
-    /// Input scale s_in multiplying every input (finite, > 0).
-    pub input_scale: f32,
-}
-
-impl Default for ToyConfig {
+settings! {
+    /// Configuration of the toy set. Missing fields take their [`Default`] values
+    /// when deserialised.
+    ///
     /// Three spiral arms of one turn, 300 train and 300 test points, σ = 0.03.
-    fn default() -> Self {
-        ToyConfig {
-            shape: ToyShape::Spirals,
-            classes: 3,
-            n_train: 300,
-            n_test: 300,
-            turns: 1.0,
-            noise: 0.03,
-            seed: 0,
-            input_scale: 1.0,
-        }
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct ToyConfig {
+        /// Spirals or rings.
+        pub shape: ToyShape = ToyShape::Spirals,
+        /// Number of classes C (2 ≤ C ≤ 16).
+        pub classes: usize = 3,
+        /// Number of training examples N (N ≥ C).
+        pub n_train: usize = 300,
+        /// Number of test examples.
+        pub n_test: usize = 300,
+        /// Turns of each spiral arm (spirals only; > 0).
+        pub turns: f64 = 1.0,
+        /// Standard deviation σ of the Gaussian noise, before the input scale (≥ 0).
+        pub noise: f64 = 0.03,
+        /// Seed of the draws.
+        pub seed: u64 = 0,
+        /// Input scale s_in multiplying every input (finite, > 0).
+        pub input_scale: f32 = 1.0,
     }
 }
 

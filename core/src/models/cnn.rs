@@ -81,19 +81,36 @@ impl Net for Cnn {
             classes,
             ..
         } = self;
-        let div = 1usize << channels.len();
         if *in_channels == 0 || *classes < 2 || channels.is_empty() || channels.contains(&0) {
             return Err(Error::Config(
                 "CNN needs ≥ 1 input channel, ≥ 1 non-zero conv layer and ≥ 2 classes".into(),
             ));
         }
-        if height % div != 0 || width % div != 0 {
+        // Each block's 2×2 max-pool halves an even height and width, so L
+        // blocks need both divisible by 2^L: at most the number of times 2
+        // divides the smaller of them (5 for 32×32 images).
+        let fits = |n: usize| n > 0 && channels.len() <= n.trailing_zeros() as usize;
+        if !fits(*height) || !fits(*width) {
+            let most = height.trailing_zeros().min(width.trailing_zeros());
             return Err(Error::Shape(format!(
-                "CNN with {} pooling layers needs height and width divisible by {div} (got {height}×{width})",
+                "CNN with {} pooling layers needs height and width divisible by 2^{} (got {height}×{width}): at most {most} conv blocks (model.channels entries) fit",
+                channels.len(),
                 channels.len()
             )));
         }
         Ok(())
+    }
+
+    /// Per block at its resolution: the convolution and the activation, then
+    /// the pooled map (a quarter); and the logits.
+    fn activations(&self) -> f64 {
+        let mut area = (self.height * self.width) as f64;
+        let mut n = self.classes as f64;
+        for &c in &self.channels {
+            n += 2.25 * c as f64 * area;
+            area /= 4.0;
+        }
+        n
     }
 
     fn declare(&self, p: &mut Layout) {
@@ -161,6 +178,13 @@ mod tests {
             ]
         );
         assert!(cnn(30, vec![8, 8]).validate().is_err());
+        // 32 = 2^5: five 2×2 pools fit, six do not; 64 or 65 blocks (a shift
+        // past the word size) are refused, not wrapped around.
+        assert!(cnn(32, vec![4; 5]).validate().is_ok());
+        for blocks in [6, 63, 64, 65] {
+            let e = cnn(32, vec![4; blocks]).validate().unwrap_err().to_string();
+            assert!(e.contains("at most 5 conv blocks"), "{blocks}: {e}");
+        }
     }
 
     #[test]

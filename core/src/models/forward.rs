@@ -309,6 +309,9 @@ mod tests {
             fn validate(&self) -> crate::Result<()> {
                 Ok(())
             }
+            fn activations(&self) -> f64 {
+                super::super::Net::activations(&self.0)
+            }
             fn declare(&self, p: &mut Layout) {
                 self.0.declare(p)
             }

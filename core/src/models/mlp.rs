@@ -136,6 +136,11 @@ impl Net for Mlp {
         Ok(())
     }
 
+    /// Each hidden layer's pre- and post-activation, and the logits.
+    fn activations(&self) -> f64 {
+        2.0 * self.hidden.iter().map(|&h| h as f64).sum::<f64>() + self.classes as f64
+    }
+
     fn declare(&self, p: &mut Layout) {
         let mut d = self.input_dim;
         for (i, &h) in self.hidden.iter().chain([&self.classes]).enumerate() {

@@ -96,6 +96,12 @@ pub trait Net: fmt::Debug {
     /// Checks that the hyper-parameters can work.
     fn validate(&self) -> Result<()>;
 
+    /// Values one example's forward pass creates: every layer's output
+    /// (linear or convolution, BatchNorm, nonlinearity, pooling, residual
+    /// sum). The activations term of the memory estimate ([`crate::memory`]);
+    /// a float, so that absurd sizes cannot overflow.
+    fn activations(&self) -> f64;
+
     /// Declares every layer once, in PyTorch's `parameters()` order; the first
     /// reads the input (the stem: a linear layer for vector input, a
     /// convolution for images).
@@ -234,6 +240,20 @@ impl Architecture {
     /// Checks that the architecture can work.
     pub fn validate(&self) -> Result<()> {
         self.net().validate()
+    }
+
+    /// Values one example's forward pass creates ([`Net::activations`]).
+    pub fn activations(&self) -> f64 {
+        self.net().activations()
+    }
+
+    /// Number of parameters P as a float, computed without overflow (for
+    /// sizes checked before anything is allocated).
+    pub fn num_params_f64(&self) -> f64 {
+        self.param_specs()
+            .iter()
+            .map(|s| s.shape.iter().map(|&d| d as f64).product::<f64>())
+            .sum()
     }
 
     /// The parameter tensors, in PyTorch's `parameters()` order.

@@ -146,6 +146,21 @@ impl Net for Resnet18 {
         Ok(())
     }
 
+    /// The stem's convolution, BatchNorm and ReLU; per block at its output
+    /// resolution: two convolutions with their BatchNorms, the inner ReLU,
+    /// the residual sum and its ReLU (and the downsampling convolution and
+    /// BatchNorm); the pooled features and the logits.
+    fn activations(&self) -> f64 {
+        let (mut h, mut w) = (self.height, self.width);
+        let mut n = 3.0 * (self.base * h * w) as f64;
+        for b in self.blocks() {
+            [h, w] = conv3x3(b.inputs, b.planes, b.stride).output_size(h, w);
+            let map = (b.planes * h * w) as f64;
+            n += if b.downsamples() { 9.0 } else { 7.0 } * map;
+        }
+        n + (8 * self.base + self.classes) as f64
+    }
+
     /// torchvision ResNet: conv kaiming_normal (fan_out), BatchNorm 1, 0, `fc`
     /// PyTorch's default.
     fn declare(&self, p: &mut Layout) {

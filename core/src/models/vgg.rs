@@ -152,6 +152,28 @@ impl Net for Vgg11 {
         Ok(())
     }
 
+    /// Per conv block at its resolution: the convolution, [BatchNorm,] ReLU;
+    /// each max-pool's output (a quarter of its input); and the logits.
+    fn activations(&self) -> f64 {
+        let per_conv = if self.batch_norm { 3.0 } else { 2.0 };
+        let mut area = (self.height * self.width) as f64;
+        let mut c = self.in_channels as f64;
+        let mut n = self.classes as f64;
+        for layer in VGG11_LAYERS {
+            match layer {
+                Some(co) => {
+                    c = scaled(co, self.base) as f64;
+                    n += per_conv * c * area;
+                }
+                None => {
+                    area /= 4.0;
+                    n += c * area;
+                }
+            }
+        }
+        n
+    }
+
     /// torchvision `VGG._initialize_weights`: conv kaiming_normal (fan_out),
     /// bias 0; BatchNorm 1, 0; Linear N(0, 0.01), bias 0. `features` indices
     /// count every module of the Sequential (conv, [BatchNorm,] ReLU; pool).

@@ -5,9 +5,11 @@ use std::io::Write;
 
 use anyhow::Result;
 use curvlab::backend;
+use curvlab::config;
 use curvlab::data::cifar::{self, CifarOptions};
+use curvlab::hvp::HvpConfig;
 use curvlab::lanczos::LanczosConfig;
-use curvlab::loss::LossConfig;
+use curvlab::loss::{LossConfig, LossKind};
 use curvlab::measure::{MeasureConfig, Measurer};
 use curvlab::record::MetricsRow;
 use curvlab::sharpness::SharpnessConfig;
@@ -17,6 +19,49 @@ use serde_json::json;
 use crate::cli::MeasureArgs;
 
 pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
+    // The settings first, by the checks a run's settings go through, so a
+    // bad value fails before anything is read.
+    let loss = LossConfig {
+        kind: LossKind::CrossEntropy,
+        label_smoothing: a.label_smoothing,
+        ..Default::default()
+    };
+    let cfg = MeasureConfig {
+        samples: a.samples,
+        solver: SharpnessConfig {
+            lanczos: LanczosConfig {
+                k: a.top_k,
+                tol: a.tol,
+                ..Default::default()
+            },
+            hvp: HvpConfig {
+                eps_rel: a.eps_rel.unwrap_or(HvpConfig::default().eps_rel),
+            },
+            ..Default::default()
+        },
+        gauss_newton: !a.no_gn,
+        warm_start: false,
+        ..Default::default()
+    };
+    let flags = [
+        ("measure.samples", "--samples"),
+        ("measure.solver.lanczos.k", "--top-k"),
+        ("measure.solver.lanczos.tol", "--tol"),
+        ("measure.solver.hvp.eps_rel", "--eps-rel"),
+        ("label smoothing", "--label-smoothing"),
+        ("input_scale", "--input-scale"),
+    ];
+    let named = |e: curvlab::Error| {
+        let msg = e.to_string();
+        match flags.iter().find(|(path, _)| msg.contains(path)) {
+            Some((_, flag)) => anyhow::anyhow!("{msg} ({flag})"),
+            None => anyhow::anyhow!("{msg}"),
+        }
+    };
+    loss.validate().map_err(named)?;
+    cfg.validate().map_err(named)?;
+    config::positive("input_scale", f64::from(a.input_scale)).map_err(named)?;
+
     let device = backend::device(a.backend.into())?;
     let model = curvlab::weights::load(&a.weights, Some(a.activation.into()), &device)?;
     let opts = CifarOptions {
@@ -34,34 +79,6 @@ pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
             train.classes
         );
     }
-    if a.samples == 0 {
-        anyhow::bail!("--samples must be ≥ 1");
-    }
-    let loss = LossConfig {
-        label_smoothing: a.label_smoothing,
-        ..Default::default()
-    };
-    let mut solver = SharpnessConfig {
-        lanczos: LanczosConfig {
-            k: a.top_k.max(1),
-            tol: a.tol,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    if let Some(e) = a.eps_rel {
-        if !(e > 0.0 && e < 1.0) {
-            anyhow::bail!("--eps-rel must be in (0, 1), got {e}");
-        }
-        solver.hvp.eps_rel = e;
-    }
-    let cfg = MeasureConfig {
-        samples: a.samples,
-        solver,
-        gauss_newton: !a.no_gn,
-        warm_start: false,
-        ..Default::default()
-    };
     let t0 = std::time::Instant::now();
     let mut m = Measurer::new(&train, None, &loss, &cfg, &device).block()?;
     let mut row = MetricsRow::default();

@@ -12,21 +12,53 @@ use curvlab::experiment::{DataConfig, RunConfig};
 use curvlab::models::BnMode;
 use curvlab::schedule::ScheduleKind;
 use curvlab_lab::lock::RunLock;
+use curvlab_lab::run_config;
 use curvlab_lab::run_dir::{self, RunEnd, RunOptions};
+use serde_json::Value as Json;
 
-use crate::cli::{BnModeArg, RunArgs, Schedule};
+use crate::cli::{flag_name, BnModeArg, RunArgs, Schedule, FLAG_PATHS};
 use crate::progress::Bar;
 
-/// Builds the run configuration: defaults, then the TOML file, then flags.
+/// Builds the run configuration: defaults, then the TOML file
+/// ([`curvlab_lab::run_config`]), then flags; validated.
 pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
     let mut cfg = match &a.config {
         Some(path) => {
             let text = fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-            toml::from_str::<RunConfig>(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+            run_config::from_toml_str(&text, &path.display().to_string())?
         }
         None => RunConfig::default(),
     };
+    apply_flags(a, &mut cfg)?;
+    cfg.validate().map_err(|e| with_flag(e.to_string()))?;
+    Ok(cfg)
+}
+
+/// A validation message with the flag that sets the setting it names
+/// ("… got NaN (--tol)").
+fn with_flag(msg: String) -> anyhow::Error {
+    // The path as a whole word: `steps` is not named by `…max_steps must…`.
+    let names = |path: &str| {
+        msg.match_indices(path).any(|(i, _)| {
+            let before = msg[..i].chars().next_back();
+            let after = msg[i + path.len()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        })
+    };
+    let flag = FLAG_PATHS
+        .iter()
+        .filter(|(_, path)| names(path))
+        .max_by_key(|(_, path)| path.len());
+    match flag {
+        Some((flag, _)) => anyhow::anyhow!("{msg} ({})", flag_name(flag)),
+        None => anyhow::anyhow!("{msg}"),
+    }
+}
+
+/// Sets the fields the flags of `a` name (the `--config` file and
+/// `--resume` are the caller's).
+fn apply_flags(a: &RunArgs, cfg: &mut RunConfig) -> Result<()> {
     macro_rules! set {
         ($flag:expr, $field:expr) => {
             if let Some(v) = $flag.clone() {
@@ -42,13 +74,8 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
                 cfg.data = DataConfig::Synthetic(SyntheticConfig::default());
             }
         } else {
-            cfg.data = DataConfig::Cifar {
-                dir: PathBuf::from(d),
-                train_samples: None,
-                test_samples: None,
-                input_scale: 1.0,
-                coarse: false,
-            };
+            // The CIFAR table's own defaults for everything but the directory.
+            cfg.data = serde_json::from_value(serde_json::json!({"kind": "cifar", "dir": d}))?;
         }
     }
     match &mut cfg.data {
@@ -145,8 +172,90 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
     cfg.measure.gauss_newton &= !a.no_gn;
     cfg.measure.jacobian &= !a.no_jacobian;
     cfg.measure.bound &= !a.no_bound;
-    cfg.validate()?;
-    Ok(cfg)
+    Ok(())
+}
+
+/// The configuration `--resume` continues: the one stored in `out`'s
+/// config.json. Flags (or a `--config` file) that would change it are an
+/// error naming them; ones that repeat it are accepted.
+fn resume_config(a: &RunArgs, out: &Path) -> Result<RunConfig> {
+    let stored_path = out.join("config.json");
+    if !stored_path.is_file() {
+        anyhow::bail!(
+            "{}: nothing to resume (no config.json: the run stopped before it started, or this is not a run directory); start it again without --resume",
+            out.display()
+        );
+    }
+    let stored = run_dir::read_run_config(&stored_path)?;
+    stored
+        .validate()
+        .with_context(|| format!("{}", stored_path.display()))?;
+    let asked = match &a.config {
+        Some(_) => config_from_args(a)?,
+        None => {
+            let mut cfg = stored.clone();
+            apply_flags(a, &mut cfg)?;
+            cfg
+        }
+    };
+    let before = serde_json::to_value(&stored)?;
+    let changes = differences(&before, &serde_json::to_value(&asked)?);
+    if changes.is_empty() {
+        return Ok(stored);
+    }
+    // What the flags alone change; the rest comes from the --config file.
+    let mut flagged = stored.clone();
+    apply_flags(a, &mut flagged)?;
+    let by_flags = differences(&before, &serde_json::to_value(&flagged)?);
+    let named: Vec<String> = changes
+        .iter()
+        .map(|(path, old, new)| {
+            let flag = FLAG_PATHS
+                .iter()
+                .find(|(_, p)| p == path)
+                .filter(|_| by_flags.iter().any(|(p, _, _)| p == path))
+                .map(|(flag, _)| flag_name(flag));
+            let by = flag.unwrap_or_else(|| format!("--config's {path}"));
+            format!("{by} ({old} → {new})")
+        })
+        .collect();
+    anyhow::bail!(
+        "--resume continues the run as {} says, but {} would change it; drop them, or start a new run with another --out",
+        stored_path.display(),
+        named.join(", ")
+    )
+}
+
+/// The leaf paths where `a` and `b` differ, with both values (a missing
+/// value is `null`).
+fn differences(a: &Json, b: &Json) -> Vec<(String, String, String)> {
+    fn walk(a: &Json, b: &Json, path: &str, out: &mut Vec<(String, String, String)>) {
+        match (a, b) {
+            (Json::Object(x), Json::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        x.get(k).unwrap_or(&Json::Null),
+                        y.get(k).unwrap_or(&Json::Null),
+                        &p,
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push((path.to_string(), a.to_string(), b.to_string())),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(a, b, "", &mut out);
+    out
 }
 
 fn default_out() -> PathBuf {
@@ -160,15 +269,16 @@ fn default_out() -> PathBuf {
 /// `curvlab run`: the configuration from flags and file (with `--resume` and
 /// no `--config`, from the output directory's config.json), then the run.
 pub fn run(a: RunArgs) -> Result<()> {
+    if a.resume {
+        let Some(out) = &a.out else {
+            anyhow::bail!("--resume needs --out DIR: the directory of the run to continue");
+        };
+        let cfg = resume_config(&a, out)?;
+        return run_to_dir(&cfg, out, a.quiet, true, None);
+    }
     let out = a.out.clone().unwrap_or_else(default_out);
-    let cfg = if a.resume && a.config.is_none() && out.join("config.json").exists() {
-        let cfg = run_dir::read_run_config(&out.join("config.json"))?;
-        cfg.validate()?;
-        cfg
-    } else {
-        config_from_args(&a)?
-    };
-    run_to_dir(&cfg, &out, a.quiet, a.resume, None)
+    let cfg = config_from_args(&a)?;
+    run_to_dir(&cfg, &out, a.quiet, false, None)
 }
 
 /// Runs `cfg` into `out` with a progress bar (none when `quiet`) and, unless
@@ -227,4 +337,91 @@ pub fn run_to_dir(
         out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{command, Cli, Command};
+    use clap::FromArgMatches;
+
+    fn args(flags: &[&str]) -> RunArgs {
+        let argv = ["curvlab", "run"].into_iter().chain(flags.iter().copied());
+        let m = command().try_get_matches_from(argv).unwrap();
+        match Cli::from_arg_matches(&m).unwrap().command {
+            Command::Run(a) => *a,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    /// Each flag sets the one setting FLAG_PATHS names for it (so the help's
+    /// default and `--resume`'s message name the right flag).
+    #[test]
+    fn each_flag_sets_the_setting_it_is_listed_with() {
+        let defaults = serde_json::to_value(RunConfig::default()).unwrap();
+        let cases: &[&[&str]] = &[
+            &["--backend", "wgpu"],
+            &["--seed", "3"],
+            &["--input-scale", "2"],
+            &["--intrinsic-dim", "5"],
+            &["--ambient-dim", "16"],
+            &["--classes", "3"],
+            &["--n-train", "10"],
+            &["--n-test", "5"],
+            &["--model", "cnn"],
+            &["--hidden", "8"],
+            &["--channels", "4"],
+            &["--width", "8"],
+            &["--activation", "relu"],
+            &["--loss", "ce"],
+            &["--label-smoothing", "0.1"],
+            &["--target-scale", "2"],
+            &["--lr", "0.1"],
+            &["--batch-size", "8"],
+            &["--momentum", "0.9"],
+            &["--weight-decay", "0.001"],
+            &["--steps", "7"],
+            &["--measure-every", "3"],
+            &["--samples", "9"],
+            &["--top-k", "2"],
+            &["--tol", "0.01"],
+            &["--no-gn"],
+            &["--no-jacobian"],
+            &["--no-bound"],
+            &["--epochs", "2"],
+            &["--checkpoint-every", "5"],
+            &["--schedule", "cosine"],
+            &["--milestones", "0.5"],
+            &["--gamma", "0.5"],
+            &["--warmup", "0.1"],
+            &["--sam-rho", "0.05"],
+            &["--crop", "4"],
+            &["--flip"],
+            &["--mixup-alpha", "0.2"],
+            &["--bn-mode", "eval"],
+        ];
+        for flags in cases {
+            let cfg = config_from_args(&args(flags)).unwrap();
+            let changed = differences(&defaults, &serde_json::to_value(&cfg).unwrap());
+            let id = flags[0].trim_start_matches("--").replace('-', "_");
+            let listed: Vec<&str> = FLAG_PATHS
+                .iter()
+                .filter(|(f, _)| *f == id)
+                .map(|(_, p)| *p)
+                .collect();
+            assert_eq!(changed.len(), 1, "{flags:?} changed {changed:?}");
+            assert_eq!(listed, [changed[0].0.as_str()], "{flags:?}");
+        }
+    }
+
+    /// A validation error names the flag of the setting, as a whole word.
+    #[test]
+    fn errors_name_the_flag() {
+        let e = config_from_args(&args(&["--tol", "nan"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("got NaN (--tol)"), "{e}");
+        let msg = "config error: measure.solver.lanczos.max_steps must be ≥ 1, got 0";
+        assert_eq!(with_flag(msg.into()).to_string(), msg);
+    }
 }
