@@ -12,9 +12,11 @@ use curvlab::measure::{MeasureConfig, Measurer};
 use curvlab::record::MetricsRow;
 use curvlab::sharpness::SharpnessConfig;
 use curvlab::Block;
+use curvlab_lab::report;
 use serde_json::json;
 
 use crate::cli::MeasureArgs;
+use crate::commands::spectrum;
 
 pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
     let device = backend::device(a.backend.into())?;
@@ -43,7 +45,7 @@ pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
     };
     let mut solver = SharpnessConfig {
         lanczos: LanczosConfig {
-            k: a.top_k.max(1),
+            k: 1,
             tol: a.tol,
             ..Default::default()
         },
@@ -55,18 +57,24 @@ pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
         }
         solver.hvp.eps_rel = e;
     }
-    let cfg = MeasureConfig {
+    let mut cfg = MeasureConfig {
         samples: a.samples,
         solver,
         gauss_newton: !a.no_gn,
         warm_start: false,
+        top_k: Some(a.top_k),
         ..Default::default()
     };
+    spectrum::apply(&a.spectrum.extras, &mut cfg)?;
+    if a.spectrum.density_plot.is_some() && !cfg.density {
+        anyhow::bail!("--density-plot draws the spectral density: add --density");
+    }
+    cfg.validate()?;
     let t0 = std::time::Instant::now();
     let mut m = Measurer::new(&train, None, &loss, &cfg, &device).block()?;
     let mut row = MetricsRow::default();
     m.measure(&model, &mut row).block()?;
-    let obj = json!({
+    let mut obj = json!({
         "loss": row.train_loss,
         "loss_kl": row.train_loss_kl,
         "accuracy": row.train_acc,
@@ -97,6 +105,20 @@ pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
         "backend": backend::BackendKind::from(a.backend).to_string(),
         "wall_s": t0.elapsed().as_secs_f64(),
     });
+    if let Some(o) = obj.as_object_mut() {
+        o.extend(spectrum::row_extras(&row)?);
+    }
+    if let (Some(stem), Some(grid), Some(density)) =
+        (&a.spectrum.density_plot, &row.density_grid, &row.density)
+    {
+        let title = format!(
+            "{}: Hessian spectral density on {} examples (SLQ, σ = {})",
+            a.weights.display(),
+            row.n,
+            curvlab::axis::format_value(row.density_sigma.unwrap_or(f64::NAN))
+        );
+        report::write_density_figure(stem, &title, &[(String::new(), grid, density)])?;
+    }
     writeln!(out, "{obj}")?;
     Ok(())
 }

@@ -115,7 +115,9 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
     set!(a.steps, cfg.steps);
     set!(a.measure_every, cfg.measure_every);
     set!(a.samples, cfg.measure.samples);
-    set!(a.top_k, cfg.measure.solver.lanczos.k);
+    if a.top_k.is_some() {
+        cfg.measure.top_k = a.top_k;
+    }
     set!(a.tol, cfg.measure.solver.lanczos.tol);
     if a.epochs.is_some() {
         cfg.epochs = a.epochs;
@@ -144,6 +146,7 @@ pub fn config_from_args(a: &RunArgs) -> Result<RunConfig> {
     cfg.measure.gauss_newton &= !a.no_gn;
     cfg.measure.jacobian &= !a.no_jacobian;
     cfg.measure.bound &= !a.no_bound;
+    super::spectrum::apply_run(&a.spectrum, &mut cfg.measure)?;
     cfg.validate()?;
     Ok(cfg)
 }
