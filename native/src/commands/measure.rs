@@ -1,5 +1,7 @@
 //! `curvlab measure`: one JSON object of SPEC's measurements for given MLP
-//! weights on the first N training examples of a CIFAR-10 directory.
+//! weights on the first N training examples of a CIFAR-10 directory, with
+//! the spectrum extras asked for (under the metrics rows' keys) and,
+//! optionally, a figure of the spectral density.
 
 use std::io::Write;
 
