@@ -169,22 +169,21 @@ pub fn density_svg(rows: &[MetricsRow], color: &str, note: &str) -> String {
         .unwrap_or_default();
     let trace = match (last.trace, last.trace_se) {
         (Some(t), Some(se)) => format!(
-            "trace {} ± {} (Hutch++, {} products)",
+            " · trace {} ± {} (Hutch++)",
             axis::format_value(t),
-            axis::format_value(se),
-            last.trace_products.unwrap_or(0)
+            axis::format_value(se)
         ),
         _ => String::new(),
     };
     let _ = write!(
         out,
-        r##"<text x="{LEFT}" y="{y1:.1}" fill="#333">eigenvalue · <tspan fill="{color}">━</tspan> step {s}{earlier}</text><text x="{LEFT}" y="{y2:.1}" fill="#333" class="density-text">σ = {sigma}, {probes} products{sep}{trace}</text>"##,
+        r##"<text x="{LEFT}" y="{y1:.1}" fill="#333">eigenvalue · <tspan fill="{color}">━</tspan> step {s}{earlier}</text><text x="{LEFT}" y="{y2:.1}" fill="#333" class="density-text"><title>SLQ: {dp} products; Hutch++: {tp} products</title>σ = {sigma}{trace}</text>"##,
         y1 = TOP + ph + 36.0,
         y2 = TOP + ph + 56.0,
         s = last.step,
         sigma = axis::format_value(last.density_sigma.unwrap_or(f64::NAN)),
-        probes = last.density_products.unwrap_or(0),
-        sep = if trace.is_empty() { "" } else { " · " },
+        dp = last.density_products.unwrap_or(0),
+        tp = last.trace_products.unwrap_or(0),
     );
     out.push_str("</svg>");
     out
@@ -305,13 +304,13 @@ pub fn layers_svg(rows: &[MetricsRow], color: &str, note: &str) -> String {
         );
     }
     let of = if total > bars.len() {
-        format!(", {} of {total} layers", bars.len())
+        format!(" ({} of {total} layers)", bars.len())
     } else {
         String::new()
     };
     let _ = write!(
         out,
-        r##"<text x="14" y="{y1:.1}" fill="#333">λ_max at step {s}: <tspan fill="{color}">■</tspan> Hessian block · □ Gauss–Newton{of}</text><text x="14" y="{y2:.1}" fill="#555" font-size="13">dotted: λ_max of the whole Hessian (≥ every block's)</text>"##,
+        r##"<text x="14" y="{y1:.1}" fill="#333">step {s}: <tspan fill="{color}">■</tspan> Hessian block H_ll · □ Gauss–Newton G_ll</text><text x="14" y="{y2:.1}" fill="#555" font-size="13">dotted: λ_max of the whole Hessian{of}</text>"##,
         y1 = TOP + ph + 36.0,
         y2 = TOP + ph + 56.0,
         s = last.step
@@ -360,7 +359,8 @@ mod tests {
         assert_eq!(svg.matches(r#"class="density""#).count(), 1, "{svg}");
         assert_eq!(svg.matches(r#"class="density-first""#).count(), 1);
         assert!(svg.contains("density at step 20") && svg.contains("dashed: step 0"));
-        assert!(svg.contains("trace 12.5 ± 0.5 (Hutch++, 30 products)"), "{svg}");
+        assert!(svg.contains("trace 12.5 ± 0.5 (Hutch++)"), "{svg}");
+        assert!(svg.contains("Hutch++: 30 products"), "{svg}");
         assert!(svg.contains(r#"class="lambda-max""#));
         // Every drawn y lies in the frame: the log axis floors the tails.
         let pts = svg.split(r#"points=""#).skip(1).flat_map(|p| p.split('"').next().unwrap().split(' ').map(str::to_string).collect::<Vec<_>>());
@@ -381,7 +381,7 @@ mod tests {
         assert_eq!(svg.matches(r#"class="bar-hessian""#).count(), 3);
         assert_eq!(svg.matches(r#"class="bar-gn""#).count(), 3);
         assert!(svg.contains("layers.1: λ_max(H_ll) = 8"), "{svg}");
-        assert!(svg.contains("λ_max at step 20"));
+        assert!(svg.contains("step 20:"));
         // Many blocks: the largest, in θ order.
         let names: Vec<(String, f64)> = (0..12).map(|l| (format!("b{l}"), l as f64)).collect();
         let b = bars(Some(&ByName(names)), None);

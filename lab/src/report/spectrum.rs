@@ -575,6 +575,9 @@ fn density_figure(s: &Sweep, g: &ManifestGroup, opts: &SpectrumOptions) -> Optio
             }
             None => spread(rows.len(), DENSITY_CURVES),
         };
+        if picks.is_empty() {
+            continue;
+        }
         let curves: Vec<(String, &[f64], &[f64])> = picks
             .iter()
             .map(|&i| {
