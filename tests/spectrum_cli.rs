@@ -61,11 +61,19 @@ fn same_extras(got: &Value, want: &MetricsRow, what: &str) {
     let want = serde_json::to_value(want).unwrap();
     for key in MetricsRow::SPECTRUM_KEYS {
         if *key == "spectrum_wall_s" {
-            assert_eq!(got.get(key).is_some(), want.get(key).is_some(), "{what}: {key}");
+            assert_eq!(
+                got.get(key).is_some(),
+                want.get(key).is_some(),
+                "{what}: {key}"
+            );
             continue;
         }
         let (g, w) = (got.get(key), want.get(key));
-        assert_eq!(g.is_some(), w.is_some(), "{what}: {key} present in one only");
+        assert_eq!(
+            g.is_some(),
+            w.is_some(),
+            "{what}: {key} present in one only"
+        );
         let (Some(g), Some(w)) = (g, w) else { continue };
         close(g, w, &format!("{what}: {key}"));
     }
@@ -156,8 +164,21 @@ fn run_flags_measure_the_extras_as_the_core_does() {
         .arg("run")
         .args(RUN_FLAGS)
         .args(["--top-k", "classes", "--trace", "--trace-products", "18"])
-        .args(["--density", "--density-probes", "2", "--density-steps", "12"])
-        .args(["--per-layer", "--factors", "--folds", "3", "--spectrum-every", "2"])
+        .args([
+            "--density",
+            "--density-probes",
+            "2",
+            "--density-steps",
+            "12",
+        ])
+        .args([
+            "--per-layer",
+            "--factors",
+            "--folds",
+            "3",
+            "--spectrum-every",
+            "2",
+        ])
         .arg("--out")
         .arg(&out)
         .output()
@@ -167,7 +188,13 @@ fn run_flags_measure_the_extras_as_the_core_does() {
     assert_eq!(m.top_k, Some(TopK::Classes));
     assert!(m.trace && m.density && m.per_layer && m.factors && m.folds);
     assert_eq!(
-        (m.hutchpp.products, m.slq.probes, m.slq.steps, m.fold_count, m.spectrum_every),
+        (
+            m.hutchpp.products,
+            m.slq.probes,
+            m.slq.steps,
+            m.fold_count,
+            m.spectrum_every
+        ),
         (18, 2, 12, 3, 2)
     );
     let got = rows(&out);
@@ -182,9 +209,17 @@ fn run_flags_measure_the_extras_as_the_core_does() {
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let what = format!("row {i} (step {})", g["step"]);
         same_extras(g, w, &what);
-        assert_eq!(g["eigenvalues"].as_array().unwrap().len(), 4, "{what}: k = C = 4");
+        assert_eq!(
+            g["eigenvalues"].as_array().unwrap().len(),
+            4,
+            "{what}: k = C = 4"
+        );
         let measured = i % 2 == 0;
-        assert_eq!(g.get("trace").is_some(), measured, "{what}: spectrum_every = 2");
+        assert_eq!(
+            g.get("trace").is_some(),
+            measured,
+            "{what}: spectrum_every = 2"
+        );
         if !measured {
             for key in MetricsRow::SPECTRUM_KEYS {
                 assert!(g.get(key).is_none(), "{what}: {key}");
@@ -192,11 +227,17 @@ fn run_flags_measure_the_extras_as_the_core_does() {
             continue;
         }
         let lmax = f(g, "sharpness");
-        assert!(f(g, "trace_se") > 0.0 && g["trace_products"] == 18, "{what}");
+        assert!(
+            f(g, "trace_se") > 0.0 && g["trace_products"] == 18,
+            "{what}"
+        );
         // The density: a probability density on its grid, at most n_v·m products.
         let grid: Vec<f64> = serde_json::from_value(g["density_grid"].clone()).unwrap();
         let rho: Vec<f64> = serde_json::from_value(g["density"].clone()).unwrap();
-        assert!((integrate(&grid, &rho, |_| 1.0) - 1.0).abs() < 1e-6, "{what}");
+        assert!(
+            (integrate(&grid, &rho, |_| 1.0) - 1.0).abs() < 1e-6,
+            "{what}"
+        );
         assert!(g["density_products"].as_u64().unwrap() <= 2 * 12, "{what}");
         // Blocks in θ order, each below the whole matrix's λ_max (interlacing).
         let names = names_in_order(&lines[i], "layer_sharpness");
@@ -207,7 +248,10 @@ fn run_flags_measure_the_extras_as_the_core_does() {
         ] {
             for (n, v) in g[key].as_object().unwrap() {
                 let v = v.as_f64().unwrap();
-                assert!(v <= whole * (1.0 + 1e-3), "{what}: {key}.{n} = {v} > {whole}");
+                assert!(
+                    v <= whole * (1.0 + 1e-3),
+                    "{what}: {key}.{n} = {v} > {whole}"
+                );
             }
         }
         let mass: f64 = g["top_eigvec_layer_mass"]
@@ -222,7 +266,10 @@ fn run_flags_measure_the_extras_as_the_core_does() {
         assert!(0.0 < cmean && cmean <= cmax && cmax <= 0.5, "{what}");
         // Along u: uᵀHu = λ_max = uᵀGu + residual.
         let share = f(g, "gn_share");
-        assert!(rel(lmax * share + f(g, "residual_curvature"), lmax) < 1e-2, "{what}");
+        assert!(
+            rel(lmax * share + f(g, "residual_curvature"), lmax) < 1e-2,
+            "{what}"
+        );
         let folds: Vec<f64> = serde_json::from_value(g["sharpness_folds"].clone()).unwrap();
         assert_eq!(folds.len(), 3);
         let mean = folds.iter().sum::<f64>() / 3.0;
@@ -368,9 +415,16 @@ fn measure_prints_the_extras_and_draws_the_density() {
     for key in MetricsRow::SPECTRUM_KEYS {
         assert!(got.get(key).is_some(), "{key} missing");
     }
-    assert_eq!(got["sharpness_folds"].as_array().unwrap().len(), 4, "--folds alone: K = 4");
+    assert_eq!(
+        got["sharpness_folds"].as_array().unwrap().len(),
+        4,
+        "--folds alone: K = 4"
+    );
     let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
-    assert!(svg.contains("eigenvalue t") && svg.contains("spectral density"), "{svg:.300}");
+    assert!(
+        svg.contains("eigenvalue t") && svg.contains("spectral density"),
+        "{svg:.300}"
+    );
     assert_eq!(png_size(&stem.with_extension("png")).0, 960);
     // A figure needs the density.
     one_line_error(
@@ -410,7 +464,10 @@ fn invalid_combinations_give_one_line() {
         &run(&["--density", "--density-steps", "1"]),
         "measure.slq.steps must be ≥ 2",
     );
-    one_line_error(&run(&["--spectrum-every", "0", "--trace"]), "spectrum_every must be ≥ 1");
+    one_line_error(
+        &run(&["--spectrum-every", "0", "--trace"]),
+        "spectrum_every must be ≥ 1",
+    );
     let toml = d.join("bad.toml");
     std::fs::write(&toml, "[measure]\nfactors = true\nsharpness = false\n").unwrap();
     one_line_error(
@@ -418,7 +475,10 @@ fn invalid_combinations_give_one_line() {
         "measure.factors needs measure.sharpness",
     );
     std::fs::write(&toml, "[measure]\ntop_k = 0\n").unwrap();
-    one_line_error(&run(&["--config", toml.to_str().unwrap()]), "top_k must be a positive integer");
+    one_line_error(
+        &run(&["--config", toml.to_str().unwrap()]),
+        "top_k must be a positive integer",
+    );
     assert!(!d.join("never").exists(), "a refused run writes nothing");
 }
 
@@ -499,14 +559,25 @@ steps = 8
         assert!(s.contains(want), "spectrum.svg lacks {want}");
     }
     let l = svg("layers.svg");
-    for want in ["layers.0", "layers.1", "mass per layer", "Gauss–Newton block"] {
+    for want in [
+        "layers.0",
+        "layers.1",
+        "mass per layer",
+        "Gauss–Newton block",
+    ] {
         assert!(l.contains(want), "layers.svg lacks {want}");
     }
     let dens = svg("density.svg");
-    assert!(dens.contains("step 0") && dens.contains("step 4"), "--density-at 0,4");
+    assert!(
+        dens.contains("step 0") && dens.contains("step 4"),
+        "--density-at 0,4"
+    );
     assert!(!dens.contains("step 2<"), "only the chosen steps");
     let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
-    assert!(md.contains("spectrum.png") && md.contains("density.png"), "{md}");
+    assert!(
+        md.contains("spectrum.png") && md.contains("density.png"),
+        "{md}"
+    );
     let csv = std::fs::read_to_string(rep.join("runs.csv")).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let col = header.iter().position(|h| *h == "trace").unwrap();

@@ -129,7 +129,10 @@ struct Panel {
 /// The x-axis of a panel.
 enum PanelX {
     Step,
-    Own { desc: &'static str, range: (f64, f64) },
+    Own {
+        desc: &'static str,
+        range: (f64, f64),
+    },
 }
 
 /// The finite values of one field, as (step, value), sorted by step.
@@ -513,7 +516,9 @@ fn draw_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
         for (panel, area) in panels.iter().zip(body.split_evenly((panels.len(), 1))) {
             match panel.x {
                 PanelX::Step => draw_panel(&area, panel, (x0, x1), diverged_at)?,
-                PanelX::Own { range: (lo, hi), .. } => {
+                PanelX::Own {
+                    range: (lo, hi), ..
+                } => {
                     let pad = 0.02 * (hi - lo);
                     draw_panel(&area, panel, (lo - pad, hi + pad), None)?
                 }
@@ -953,7 +958,8 @@ fn draw_error_bars(
             vec![(x, bottom), (x, top)],
             style,
         )))?;
-        let cap = |v: f64| EmptyElement::at((x, v)) + PathElement::new(vec![(-4, 0), (4, 0)], style);
+        let cap =
+            |v: f64| EmptyElement::at((x, v)) + PathElement::new(vec![(-4, 0), (4, 0)], style);
         chart.draw_series([cap(bottom), cap(top)])?;
     }
     Ok(())
@@ -1134,13 +1140,30 @@ mod tests {
                 let top = r.sharpness.unwrap_or(5.0);
                 r.trace = Some(50.0 + 0.2 * t);
                 r.trace_se = Some(2.0 + 0.01 * t);
-                let grid: Vec<f64> = (0..256).map(|k| -2.0 + (top + 4.0) * k as f64 / 255.0).collect();
-                let gauss = |x: f64, m: f64, s: f64| (-(x - m).powi(2) / (2.0 * s * s)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt());
+                let grid: Vec<f64> = (0..256)
+                    .map(|k| -2.0 + (top + 4.0) * k as f64 / 255.0)
+                    .collect();
+                let gauss = |x: f64, m: f64, s: f64| {
+                    (-(x - m).powi(2) / (2.0 * s * s)).exp()
+                        / (s * (2.0 * std::f64::consts::PI).sqrt())
+                };
                 let s = 0.01 * (top + 4.0);
-                r.density = Some(grid.iter().map(|&x| 0.999 * gauss(x, 0.0, s) + 0.001 * gauss(x, top, s)).collect());
+                r.density = Some(
+                    grid.iter()
+                        .map(|&x| 0.999 * gauss(x, 0.0, s) + 0.001 * gauss(x, top, s))
+                        .collect(),
+                );
                 r.density_grid = Some(grid);
                 r.density_sigma = Some(s);
-                let by = |scale: f64| ByName(names.iter().enumerate().map(|(l, n)| (n.clone(), scale * top / (1.0 + l as f64))).collect());
+                let by = |scale: f64| {
+                    ByName(
+                        names
+                            .iter()
+                            .enumerate()
+                            .map(|(l, n)| (n.clone(), scale * top / (1.0 + l as f64)))
+                            .collect(),
+                    )
+                };
                 r.layer_sharpness = Some(by(0.8));
                 r.gn_layer_sharpness = Some(by(0.7));
                 r.gn_share = Some(0.9 - 0.1 * (-t / 300.0).exp());
@@ -1168,14 +1191,24 @@ mod tests {
         assert_eq!(layer_labels[0], "features.0");
         assert_eq!(layer_labels[1], "features.0 (GN)");
         assert_eq!(layer_labels.len(), 12);
-        assert!(!p[5].series[1].in_legend, "GN lines share the block's entry");
+        assert!(
+            !p[5].series[1].in_legend,
+            "GN lines share the block's entry"
+        );
         // The density: first, middle and last measured, floored on a log axis.
         let d = &p[6];
         assert!(d.log && matches!(d.x, PanelX::Own { .. }));
         let labels: Vec<&str> = d.series.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(labels, ["step 0", "step 480", "step 960"]);
-        let peak = d.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max);
-        assert!(d.series.iter().all(|s| s.points.iter().all(|p| p.1 >= peak * DENSITY_FLOOR * 0.999)));
+        let peak = d
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max);
+        assert!(d
+            .series
+            .iter()
+            .all(|s| s.points.iter().all(|p| p.1 >= peak * DENSITY_FLOOR * 0.999)));
         // Folds (with their sd as bars) and the residual join the sharpness panel.
         let sharp: Vec<&str> = p[1].series.iter().map(|s| s.label.as_str()).collect();
         assert!(sharp.contains(&"λₘₐₓ of folds, mean ± sd"), "{sharp:?}");

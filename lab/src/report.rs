@@ -1095,7 +1095,9 @@ pub fn write_with(s: &Sweep, out: &Path, spectrum_opts: &SpectrumOptions) -> Res
                 "Per-layer curvature through training (mean over seeds): λ_max of each \
                  layer's Hessian and Gauss–Newton block, the top eigenvector's mass per layer"
             }
-            "density" => "Hessian spectral density (SLQ) at chosen steps, first seed of each setting",
+            "density" => {
+                "Hessian spectral density (SLQ) at chosen steps, first seed of each setting"
+            }
             _ => "Through training (mean over seeds)",
         };
         let g = group

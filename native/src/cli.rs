@@ -472,7 +472,9 @@ pub struct ReportArgs {
 
 /// The spectrum extras of one measurement, shared by `run` and `measure`.
 #[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)")]
+#[command(
+    next_help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)"
+)]
 pub struct SpectrumArgs {
     /// Hessian trace by Hutch++ with its standard error (trace, trace_se, trace_products).
     #[arg(long)]
@@ -506,7 +508,11 @@ pub struct MeasureSpectrumArgs {
     #[command(flatten)]
     pub extras: SpectrumArgs,
     /// Also write the spectral density as STEM.png and STEM.svg (needs --density).
-    #[arg(long, value_name = "STEM", help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)")]
+    #[arg(
+        long,
+        value_name = "STEM",
+        help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)"
+    )]
     pub density_plot: Option<PathBuf>,
 }
 
@@ -524,7 +530,11 @@ pub struct RunSpectrumArgs {
     #[command(flatten)]
     pub extras: SpectrumArgs,
     /// Measure the spectrum extras at every N-th measurement only (the first included) [default: 1].
-    #[arg(long, value_name = "N", help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)"
+    )]
     pub spectrum_every: Option<u64>,
 }
 

@@ -1293,8 +1293,16 @@ fn draw_spectrum(a: &App) {
     let color = PALETTE[i % PALETTE.len()];
     let note = "waiting for the first spectrum measurement";
     for (id, on, svg) in [
-        ("plot-density", m.is_some_and(|m| m.density), crate::spectrum::density_svg as fn(&[MetricsRow], &str, &str) -> String),
-        ("plot-layers", m.is_some_and(|m| m.per_layer), crate::spectrum::layers_svg),
+        (
+            "plot-density",
+            m.is_some_and(|m| m.density),
+            crate::spectrum::density_svg as fn(&[MetricsRow], &str, &str) -> String,
+        ),
+        (
+            "plot-layers",
+            m.is_some_and(|m| m.per_layer),
+            crate::spectrum::layers_svg,
+        ),
     ] {
         let fig: Element = by_id(id);
         set_hidden(&fig, !on);

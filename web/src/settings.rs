@@ -1263,7 +1263,10 @@ mod tests {
         .config;
         let m = &on.measure;
         assert!(m.density && m.trace && m.per_layer && !m.factors && !m.folds);
-        assert_eq!((m.slq.probes, m.slq.steps, m.spectrum_every), (2, 30, SPECTRUM_EVERY));
+        assert_eq!(
+            (m.slq.probes, m.slq.steps, m.spectrum_every),
+            (2, 30, SPECTRUM_EVERY)
+        );
         let mut back = on.clone();
         back.measure = off.measure.clone();
         assert_eq!(back, off);

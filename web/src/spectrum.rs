@@ -70,7 +70,11 @@ fn with_density(rows: &[MetricsRow]) -> Vec<(&MetricsRow, &[f64], &[f64])> {
 /// panel while no row has a density.
 pub fn density_svg(rows: &[MetricsRow], color: &str, note: &str) -> String {
     let mut out = String::new();
-    open(&mut out, "density", "Spectrum of the Hessian (density, log scale)");
+    open(
+        &mut out,
+        "density",
+        "Spectrum of the Hessian (density, log scale)",
+    );
     let dens = with_density(rows);
     let Some(&(last, grid, density)) = dens.last() else {
         empty(&mut out, note);
@@ -152,7 +156,10 @@ pub fn density_svg(rows: &[MetricsRow], color: &str, note: &str) -> String {
         poly(grid, density),
         last.step
     );
-    if let Some(l) = last.sharpness.filter(|l| l.is_finite() && *l >= x0 && *l <= x1) {
+    if let Some(l) = last
+        .sharpness
+        .filter(|l| l.is_finite() && *l >= x0 && *l <= x1)
+    {
         let x = px(l);
         let _ = write!(
             out,
@@ -192,7 +199,10 @@ pub fn density_svg(rows: &[MetricsRow], color: &str, note: &str) -> String {
 /// The blocks to draw: every block when they fit, else the [`MAX_BARS`]
 /// of largest Hessian value (Gauss–Newton where the Hessian's is absent), in θ order.
 fn bars(h: Option<&ByName>, g: Option<&ByName>) -> Vec<(String, Option<f64>, Option<f64>)> {
-    let names: Vec<&String> = h.or(g).map(|b| b.0.iter().map(|p| &p.0).collect()).unwrap_or_default();
+    let names: Vec<&String> = h
+        .or(g)
+        .map(|b| b.0.iter().map(|p| &p.0).collect())
+        .unwrap_or_default();
     let mut all: Vec<(String, Option<f64>, Option<f64>)> = names
         .iter()
         .map(|n| {
@@ -215,7 +225,11 @@ fn bars(h: Option<&ByName>, g: Option<&ByName>) -> Vec<(String, Option<f64>, Opt
 /// panel while no row has per-layer values.
 pub fn layers_svg(rows: &[MetricsRow], color: &str, note: &str) -> String {
     let mut out = String::new();
-    open(&mut out, "layers", "Sharpness layer by layer (eq. 4's terms)");
+    open(
+        &mut out,
+        "layers",
+        "Sharpness layer by layer (eq. 4's terms)",
+    );
     let Some(last) = rows
         .iter()
         .rev()
@@ -229,7 +243,10 @@ pub fn layers_svg(rows: &[MetricsRow], color: &str, note: &str) -> String {
         .as_ref()
         .or(last.gn_layer_sharpness.as_ref())
         .map_or(0, |b| b.0.len());
-    let bars = bars(last.layer_sharpness.as_ref(), last.gn_layer_sharpness.as_ref());
+    let bars = bars(
+        last.layer_sharpness.as_ref(),
+        last.gn_layer_sharpness.as_ref(),
+    );
     let hi = bars
         .iter()
         .flat_map(|b| [b.1, b.2])
@@ -261,7 +278,16 @@ pub fn layers_svg(rows: &[MetricsRow], color: &str, note: &str) -> String {
     for (i, (name, h, g)) in bars.iter().enumerate() {
         let yc = TOP + slot * (i as f64 + 0.5);
         let shown: String = if name.chars().count() > 14 {
-            format!("…{}", name.chars().rev().take(13).collect::<Vec<_>>().into_iter().rev().collect::<String>())
+            format!(
+                "…{}",
+                name.chars()
+                    .rev()
+                    .take(13)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<String>()
+            )
         } else {
             name.clone()
         };
@@ -324,13 +350,19 @@ mod tests {
     use super::*;
 
     fn row(step: u64, top: f64) -> MetricsRow {
-        let grid: Vec<f64> = (0..64).map(|k| -1.0 + (top + 2.0) * k as f64 / 63.0).collect();
+        let grid: Vec<f64> = (0..64)
+            .map(|k| -1.0 + (top + 2.0) * k as f64 / 63.0)
+            .collect();
         let s = 0.05;
         let g = |x: f64, m: f64| (-(x - m).powi(2) / (2.0 * s * s)).exp() / (s * 2.5066);
         MetricsRow {
             step,
             sharpness: Some(top),
-            density: Some(grid.iter().map(|&x| 0.99 * g(x, 0.0) + 0.01 * g(x, top)).collect()),
+            density: Some(
+                grid.iter()
+                    .map(|&x| 0.99 * g(x, 0.0) + 0.01 * g(x, top))
+                    .collect(),
+            ),
             density_grid: Some(grid),
             density_sigma: Some(s),
             density_products: Some(60),
@@ -353,7 +385,14 @@ mod tests {
 
     #[test]
     fn density_panel_draws_latest_and_first() {
-        let rows = vec![row(0, 3.0), MetricsRow { step: 10, ..Default::default() }, row(20, 6.0)];
+        let rows = vec![
+            row(0, 3.0),
+            MetricsRow {
+                step: 10,
+                ..Default::default()
+            },
+            row(20, 6.0),
+        ];
         let svg = density_svg(&rows, "#0072B2", "waiting");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches(r#"class="density""#).count(), 1, "{svg}");
@@ -363,14 +402,25 @@ mod tests {
         assert!(svg.contains("Hutch++: 30 products"), "{svg}");
         assert!(svg.contains(r#"class="lambda-max""#));
         // Every drawn y lies in the frame: the log axis floors the tails.
-        let pts = svg.split(r#"points=""#).skip(1).flat_map(|p| p.split('"').next().unwrap().split(' ').map(str::to_string).collect::<Vec<_>>());
+        let pts = svg.split(r#"points=""#).skip(1).flat_map(|p| {
+            p.split('"')
+                .next()
+                .unwrap()
+                .split(' ')
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        });
         for p in pts {
             let y: f64 = p.split(',').nth(1).unwrap().parse().unwrap();
             assert!((TOP - 0.05..=HEIGHT - BOTTOM + 0.05).contains(&y), "{p}");
         }
         let one = density_svg(&rows[..1], "#0072B2", "waiting");
         assert!(!one.contains("density-first"), "one density: nothing faded");
-        let none = density_svg(&[MetricsRow::default()], "#0072B2", "waiting for the spectrum");
+        let none = density_svg(
+            &[MetricsRow::default()],
+            "#0072B2",
+            "waiting for the spectrum",
+        );
         assert!(none.contains("waiting for the spectrum") && !none.contains("<polyline"));
     }
 

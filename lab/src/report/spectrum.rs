@@ -147,7 +147,11 @@ fn gather(
 }
 
 /// Mean over the runs at each x.
-fn mean_line(runs: &[&RunData], t: Time, f: &dyn Fn(&Row) -> Option<f64>) -> Vec<(f64, f64, Option<f64>)> {
+fn mean_line(
+    runs: &[&RunData],
+    t: Time,
+    f: &dyn Fn(&Row) -> Option<f64>,
+) -> Vec<(f64, f64, Option<f64>)> {
     gather(runs, t, f)
         .into_iter()
         .filter_map(|(k, v)| {
@@ -234,15 +238,10 @@ fn spectrum_figure(s: &Sweep, g: &ManifestGroup) -> Option<Figure> {
             true,
             mean_with_error(&st.runs, t, "trace", "trace_se", se_of_mean),
         ));
-        let fold = mean_with_error(
-            &st.runs,
-            t,
-            "sharpness_fold_mean",
-            "sharpness_fold_sd",
-            rms,
-        );
+        let fold = mean_with_error(&st.runs, t, "sharpness_fold_mean", "sharpness_fold_sd", rms);
         if !fold.is_empty() {
-            let whole: Vec<(f64, f64, Option<f64>)> = mean_line(&st.runs, t, &|r| r.get("sharpness"));
+            let whole: Vec<(f64, f64, Option<f64>)> =
+                mean_line(&st.runs, t, &|r| r.get("sharpness"));
             folds.push(line(st.label.clone(), false, true, whole));
             folds.push(line(format!("{}, folds", st.label), true, false, fold));
         }
@@ -359,16 +358,24 @@ fn layers_figure(s: &Sweep, g: &ManifestGroup) -> Option<Figure> {
         let i = names.iter().position(|m| m == n).unwrap_or(0);
         PALETTE[i % PALETTE.len()]
     };
-    let dashed_of = |n: &str| names.iter().position(|m| m == n).unwrap_or(0) / PALETTE.len() % 2 == 1;
+    let dashed_of =
+        |n: &str| names.iter().position(|m| m == n).unwrap_or(0) / PALETTE.len() % 2 == 1;
     let block = |runs: &[&RunData], get: Get, n: &str| {
-        mean_line(runs, t, &|r| get(r).and_then(|b| b.get(n)).filter(|v| v.is_finite()))
+        mean_line(runs, t, &|r| {
+            get(r).and_then(|b| b.get(n)).filter(|v| v.is_finite())
+        })
     };
     let mut panels = Vec::new();
     let mut shown_sets = 0;
     let mut truncated = false;
     let mut any_blocks = false;
     for st in &sets {
-        let has = |get: Get| st.runs.iter().flat_map(|r| &r.rows).any(|r| get(r).is_some());
+        let has = |get: Get| {
+            st.runs
+                .iter()
+                .flat_map(|r| &r.rows)
+                .any(|r| get(r).is_some())
+        };
         let (has_h, has_g, has_m) = (has(hess), has(gn), has(mass));
         if !(has_h || has_g || has_m) {
             continue;
@@ -379,7 +386,13 @@ fn layers_figure(s: &Sweep, g: &ManifestGroup) -> Option<Figure> {
         }
         shown_sets += 1;
         // The blocks of largest final λ_max (Hessian, else Gauss–Newton, else mass).
-        let main = if has_h { hess } else if has_g { gn } else { mass };
+        let main = if has_h {
+            hess
+        } else if has_g {
+            gn
+        } else {
+            mass
+        };
         let mut finals: Vec<(String, f64)> = names
             .iter()
             .filter_map(|n| Some((n.clone(), block(&st.runs, main, n).last()?.1)))
@@ -624,7 +637,11 @@ fn density_figure(s: &Sweep, g: &ManifestGroup, opts: &SpectrumOptions) -> Optio
 
 /// The spectrum figures of group `g` that have data: (kind, figure), kind
 /// being the file stem's first part.
-pub fn figures(s: &Sweep, g: &ManifestGroup, opts: &SpectrumOptions) -> Vec<(&'static str, Figure)> {
+pub fn figures(
+    s: &Sweep,
+    g: &ManifestGroup,
+    opts: &SpectrumOptions,
+) -> Vec<(&'static str, Figure)> {
     [
         ("spectrum", spectrum_figure(s, g)),
         ("layers", layers_figure(s, g)),
