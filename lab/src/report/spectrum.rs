@@ -693,8 +693,8 @@ mod tests {
 
     #[test]
     fn density_panels_floor_their_log_axis() {
-        let g = vec![0.0, 1.0, 2.0];
-        let d = vec![1.0, 0.0, 1e-12];
+        let g = [0.0, 1.0, 2.0];
+        let d = [1.0, 0.0, 1e-12];
         let p = density_panel("x".into(), &[("a".into(), &g[..], &d[..])]).unwrap();
         assert!(p.log_y);
         let ys: Vec<f64> = p.lines[0].points.iter().map(|q| q.1).collect();
