@@ -721,6 +721,7 @@ fn parse_claims(
         let spec: ClaimSpec = item
             .try_into()
             .map_err(|e: toml::de::Error| anyhow!("{ctx}: {}", one_line(&e.to_string())))?;
+        spec.check().map_err(|e| anyhow!("{ctx}: {e}"))?;
         if let Some(setting) = spec.setting() {
             let known = axes.iter().chain(groups.iter().flat_map(|g| g.axes.iter()));
             if !known.clone().any(|a| a.path == setting) {

@@ -26,7 +26,10 @@
 //! - **Verdict.** `holds` when the interval lies strictly on the expected side
 //!   of 0, `fails` when it lies strictly on the other side, `inconclusive`
 //!   otherwise (it straddles or touches 0, or fewer than half the resamples
-//!   give a value, or there is no value).
+//!   give a value, or there is no value). A "not smaller" claim
+//!   (`not_decreasing`, with a stated `margin`) is a non-inferiority test:
+//!   `holds` when the interval lies above −margin, `fails` when it lies below
+//!   0 and reaches past −margin.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -54,6 +57,13 @@ pub enum Direction {
     Increasing,
     /// The quantity shrinks as the setting grows: ρ < 0.
     Decreasing,
+    /// The quantity does not shrink as the setting grows (non-inferiority):
+    /// ρ > −margin.
+    #[serde(rename = "not_decreasing")]
+    NotDecreasing,
+    /// The quantity does not grow with the setting: ρ < margin.
+    #[serde(rename = "not_increasing")]
+    NotIncreasing,
 }
 
 /// A claim as a sweep file writes it (`[[claims]]`, `kind = "trend"` or
@@ -72,6 +82,10 @@ pub enum ClaimSpec {
         #[serde(default)]
         at: At,
         expect: Direction,
+        /// How far past 0 a `not_*` trend's interval may reach (in ρ) and
+        /// still hold; only for `not_decreasing` / `not_increasing`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        margin: Option<f64>,
     },
     /// |ρ(target, better)| − |ρ(target, worse)| > 0, per group and pooled.
     Comparison {
@@ -99,6 +113,23 @@ impl ClaimSpec {
                 ..
             } => vec![target, better, worse],
         }
+    }
+
+    /// A `not_*` trend without a margin in (0, 1), or a margin on another claim.
+    pub fn check(&self) -> Result<(), String> {
+        if let ClaimSpec::Trend { expect, margin, .. } = self {
+            let non_inferiority =
+                matches!(expect, Direction::NotDecreasing | Direction::NotIncreasing);
+            match (non_inferiority, margin) {
+                (true, Some(m)) if *m > 0.0 && *m < 1.0 => {}
+                (true, _) => return Err("a not_* trend needs a margin in (0, 1)".into()),
+                (false, Some(_)) => {
+                    return Err("only not_decreasing / not_increasing take a margin".into())
+                }
+                (false, None) => {}
+            }
+        }
+        Ok(())
     }
 
     /// The swept setting a trend reads.
@@ -244,6 +275,26 @@ pub fn verdict(interval: Option<[f64; 2]>, sign: f64) -> &'static str {
     }
 }
 
+/// The verdict of a non-inferiority claim "not below 0" (`sign` = +1; −1
+/// for "not above 0") with a margin: `holds` when the whole interval lies
+/// above −margin (any decrease is smaller than the margin), `fails` when the
+/// whole interval lies below 0 and reaches past −margin, `inconclusive`
+/// otherwise.
+pub fn verdict_not(interval: Option<[f64; 2]>, sign: f64, margin: f64) -> &'static str {
+    let Some([lo, hi]) = interval else {
+        return "inconclusive";
+    };
+    // Flip so that the claim reads "not below 0".
+    let (lo, hi) = if sign > 0.0 { (lo, hi) } else { (-hi, -lo) };
+    if lo > -margin {
+        "holds"
+    } else if hi < 0.0 {
+        "fails"
+    } else {
+        "inconclusive"
+    }
+}
+
 /// A run's value of `key`: its last or its largest finite value.
 fn value_of(r: &RunData, key: &str, at: At) -> Option<f64> {
     let mut values = r.rows.iter().filter_map(|row| row.get(key));
@@ -300,6 +351,7 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                 quantity,
                 at,
                 expect,
+                margin,
             } => {
                 // Runs that sweep `setting`; a stratum per group and levels of
                 // the other settings.
@@ -333,13 +385,23 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                 }
                 let e = estimate(&obs, rho, boot);
                 let sign = match expect {
-                    Direction::Increasing => 1.0,
-                    Direction::Decreasing => -1.0,
+                    Direction::Increasing | Direction::NotDecreasing => 1.0,
+                    Direction::Decreasing | Direction::NotIncreasing => -1.0,
+                };
+                let expected = match (expect, margin) {
+                    (Direction::Increasing, _) => "> 0".to_string(),
+                    (Direction::Decreasing, _) => "< 0".to_string(),
+                    (Direction::NotDecreasing, Some(m)) => format!("> −{m} (not decreasing)"),
+                    (Direction::NotIncreasing, Some(m)) => format!("< {m} (not increasing)"),
+                    (_, None) => "?".to_string(),
+                };
+                let verdict = match margin {
+                    Some(m) => verdict_not(e.interval, sign, *m),
+                    None => verdict(e.interval, sign),
                 };
                 let mut statistic = format!(
-                    "Spearman ρ({setting}, {}); expected {}",
+                    "Spearman ρ({setting}, {}); expected {expected}",
                     describe(quantity, *at),
-                    if sign > 0.0 { "> 0" } else { "< 0" }
                 );
                 if keys.len() > 1 {
                     statistic += &format!(
@@ -359,7 +421,7 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                     statistic,
                     value: e.value,
                     interval: e.interval,
-                    verdict: verdict(e.interval, sign),
+                    verdict,
                     n_runs: obs.len(),
                     strata: keys.len(),
                     bootstrap: boot_json.clone(),
@@ -534,6 +596,14 @@ mod tests {
         assert_eq!(verdict(e.interval, -1.0), "fails");
         // Same seed, same interval; another seed may differ but not here.
         assert_eq!(estimate(&o, rho, &b), e);
+        // Non-inferiority with margin 0.3: above −0.3 holds (even when
+        // straddling 0), below 0 and past −0.3 fails, else inconclusive.
+        assert_eq!(verdict_not(Some([-0.2, 0.4]), 1.0, 0.3), "holds");
+        assert_eq!(verdict_not(Some([-0.5, 0.4]), 1.0, 0.3), "inconclusive");
+        assert_eq!(verdict_not(Some([-0.9, -0.1]), 1.0, 0.3), "fails");
+        assert_eq!(verdict_not(Some([-0.4, 0.2]), -1.0, 0.3), "holds");
+        assert_eq!(verdict_not(Some([0.1, 0.9]), -1.0, 0.3), "fails");
+        assert_eq!(verdict_not(None, 1.0, 0.3), "inconclusive");
         // Straddling zero, or no interval: inconclusive.
         assert_eq!(verdict(Some([-0.1, 0.5]), 1.0), "inconclusive");
         assert_eq!(verdict(Some([0.0, 0.5]), 1.0), "inconclusive");
@@ -610,6 +680,16 @@ mod tests {
             f.claims[1],
             ClaimSpec::Comparison { at: At::Final, .. }
         ));
+        let nd: F = toml::from_str(
+            "[[claims]]\nkind = \"trend\"\nclaim = \"x\"\nsetting = \"a\"\nquantity = \"b\"\nexpect = \"not_decreasing\"\nmargin = 0.3",
+        )
+        .unwrap();
+        assert_eq!(nd.claims[0].check(), Ok(()));
+        let no_margin: F = toml::from_str(
+            "[[claims]]\nkind = \"trend\"\nclaim = \"x\"\nsetting = \"a\"\nquantity = \"b\"\nexpect = \"not_decreasing\"",
+        )
+        .unwrap();
+        assert!(no_margin.claims[0].check().is_err());
         for bad in [
             "[[claims]]\nkind = \"trend\"\nclaim = \"x\"\nsetting = \"a\"\nquantity = \"b\"\nexpect = \"up\"",
             "[[claims]]\nkind = \"trend\"\nclaim = \"x\"\nsetting = \"a\"\nquantity = \"b\"\nexpect = \"increasing\"\nextra = 1",
