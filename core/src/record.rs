@@ -265,6 +265,33 @@ pub struct MetricsRow {
 }
 
 impl MetricsRow {
+    /// The keys of the spectrum extras, in the row's order: a row carries
+    /// each only where it was measured (`curvlab measure` prints the same).
+    pub const SPECTRUM_KEYS: &'static [&'static str] = &[
+        "trace",
+        "trace_se",
+        "trace_products",
+        "density_grid",
+        "density",
+        "density_sigma",
+        "density_steps",
+        "density_products",
+        "layer_sharpness",
+        "gn_layer_sharpness",
+        "layer_hvps",
+        "layer_gvps",
+        "cost_curvature_max",
+        "cost_curvature_mean",
+        "gn_share",
+        "residual_curvature",
+        "top_eigvec_layer_mass",
+        "sharpness_folds",
+        "sharpness_fold_mean",
+        "sharpness_fold_sd",
+        "fold_hvps",
+        "spectrum_wall_s",
+    ];
+
     /// Fill the softmax-Jacobian fields.
     pub fn set_jac_softmax(&mut self, s: &NormStats) {
         self.jac_softmax_max = Some(s.max);
@@ -357,6 +384,53 @@ mod tests {
         assert!(back.top_eigvec_layer_mass.unwrap().0[0].1.is_nan());
         assert_eq!(back.density, full.density);
         assert_eq!(back.trace_se, Some(0.25));
+    }
+
+    /// [`MetricsRow::SPECTRUM_KEYS`] are exactly the keys a row leaves out
+    /// when they are not measured.
+    #[test]
+    fn spectrum_keys_are_the_optional_fields() {
+        let by = || Some(ByName(vec![("a".into(), 1.0)]));
+        let full = MetricsRow {
+            trace: Some(1.0),
+            trace_se: Some(1.0),
+            trace_products: Some(1),
+            density_grid: Some(vec![0.0]),
+            density: Some(vec![1.0]),
+            density_sigma: Some(1.0),
+            density_steps: Some(1),
+            density_products: Some(1),
+            layer_sharpness: by(),
+            gn_layer_sharpness: by(),
+            layer_hvps: Some(1),
+            layer_gvps: Some(1),
+            cost_curvature_max: Some(1.0),
+            cost_curvature_mean: Some(1.0),
+            gn_share: Some(1.0),
+            residual_curvature: Some(1.0),
+            top_eigvec_layer_mass: by(),
+            sharpness_folds: Some(vec![1.0]),
+            sharpness_fold_mean: Some(1.0),
+            sharpness_fold_sd: Some(1.0),
+            fold_hvps: Some(1),
+            spectrum_wall_s: Some(1.0),
+            ..Default::default()
+        };
+        let keys = |r: &MetricsRow| -> Vec<String> {
+            match serde_json::to_value(r).unwrap() {
+                serde_json::Value::Object(m) => m.keys().cloned().collect(),
+                _ => unreachable!(),
+            }
+        };
+        let plain = keys(&MetricsRow::default());
+        let mut extra: Vec<String> = keys(&full)
+            .into_iter()
+            .filter(|k| !plain.contains(k))
+            .collect();
+        let mut want: Vec<&str> = MetricsRow::SPECTRUM_KEYS.to_vec();
+        extra.sort();
+        want.sort();
+        assert_eq!(extra, want);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The run figure: loss, sharpness and Jacobian norm against step, as a PNG
-//! (font, colours and axes: [`crate::chart`]).
+//! The run figure: loss, sharpness and Jacobian norm against step, and the
+//! spectrum extras when a run measured them (trace, spectral density,
+//! per-layer λ_max, the Ansatz factors, fold sharpness), as a PNG (font,
+//! colours and axes: [`crate::chart`]).
 
 use std::path::Path;
 
@@ -14,9 +16,17 @@ use crate::chart::{
     VERMILLION,
 };
 
-/// Figure size in pixels.
+/// Figure size in pixels (three panels; each extra panel adds [`PANEL_H`]).
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 1000;
+/// Height of one panel: the three base panels share HEIGHT − TITLE_H.
+const PANEL_H: u32 = (HEIGHT - TITLE_H) / 3;
+/// Densities drawn: the first, the middle and the last measured.
+const DENSITY_CURVES: usize = 3;
+/// Layer blocks drawn in the per-layer panel (those of largest last λ_max).
+const LAYER_LINES: usize = 6;
+/// The density's log axis stops this far below its peak.
+const DENSITY_FLOOR: f64 = 1e-7;
 /// Height of the title band.
 const TITLE_H: u32 = 44;
 
@@ -32,6 +42,7 @@ const TICK_FONT: f64 = 14.0;
 const DESC_FONT: f64 = 18.0;
 const LEGEND_FONT: f64 = 15.0;
 const NOTE_FONT: f64 = 16.0;
+const CAPTION_FONT: f64 = 16.0;
 /// Legend: width of the line sample, and padding inside the box.
 const LEGEND_SAMPLE: u32 = 32;
 const LEGEND_MARGIN: u32 = 6;
@@ -42,27 +53,50 @@ const JAC_DESC: &str = "‖\u{200A}J\u{200A}‖₂";
 
 /// One curve of a panel.
 struct Series {
-    label: &'static str,
+    label: String,
     color: RGBColor,
     dashed: bool,
     markers: bool,
     /// A reference level (2/η): drawn as a step function across the whole
     /// x-range, and not counted as data when deciding whether a panel is empty.
     reference: bool,
-    /// (step, value), finite values only, sorted by step.
+    /// Listed in the legend.
+    in_legend: bool,
+    /// (x, value), finite values only, sorted by x.
     points: Vec<(f64, f64)>,
+    /// ± error of each point (same length as `points`), drawn as bars.
+    errors: Option<Vec<f64>>,
 }
 
 impl Series {
-    fn new(label: &'static str, color: RGBColor, points: Vec<(f64, f64)>) -> Series {
+    fn new(label: impl Into<String>, color: RGBColor, points: Vec<(f64, f64)>) -> Series {
         Series {
-            label,
+            label: label.into(),
             color,
             dashed: false,
             markers: true,
             reference: false,
+            in_legend: true,
             points,
+            errors: None,
         }
+    }
+
+    /// Points with error bars: (x, value, ±error), finite values only.
+    fn with_errors(
+        label: impl Into<String>,
+        color: RGBColor,
+        points: Vec<(f64, f64, f64)>,
+    ) -> Series {
+        let errors = points.iter().map(|p| p.2).collect();
+        let mut s = Series::new(label, color, points.iter().map(|p| (p.0, p.1)).collect());
+        s.errors = Some(errors);
+        s
+    }
+
+    fn unlisted(mut self) -> Series {
+        self.in_legend = false;
+        self
     }
 
     fn dashed(mut self) -> Series {
@@ -78,13 +112,27 @@ impl Series {
     }
 }
 
-/// One of the three stacked charts.
+/// One of the stacked charts.
 struct Panel {
     y_desc: &'static str,
     series: Vec<Series>,
     log: bool,
     /// Shown in the panel when none of its (non-reference) series has a value.
     empty_note: &'static str,
+    /// A caption above the chart (the extras' panels).
+    caption: Option<String>,
+    /// The x-axis: steps (shared by the panels), or its own range and name
+    /// (the density's eigenvalue axis).
+    x: PanelX,
+}
+
+/// The x-axis of a panel.
+enum PanelX {
+    Step,
+    Own {
+        desc: &'static str,
+        range: (f64, f64),
+    },
 }
 
 /// The finite values of one field, as (step, value), sorted by step.
@@ -105,12 +153,12 @@ fn all_values(series: &[Series]) -> impl Iterator<Item = f64> + '_ {
     series.iter().flat_map(|s| s.points.iter().map(|p| p.1))
 }
 
-fn panels(rows: &[MetricsRow]) -> [Panel; 3] {
+fn panels(rows: &[MetricsRow]) -> Vec<Panel> {
     let loss = vec![
         Series::new("train loss", BLUE, collect(rows, |r| r.train_loss_kl)),
         Series::new("test loss", VERMILLION, collect(rows, |r| r.test_loss_kl)),
     ];
-    let sharp = vec![
+    let mut sharp = vec![
         Series::new("λₘₐₓ (Hessian)", BLUE, collect(rows, |r| r.sharpness)),
         Series::new(
             "λₘₐₓ (Gauss–Newton)",
@@ -124,6 +172,15 @@ fn panels(rows: &[MetricsRow]) -> [Panel; 3] {
         )
         .reference(),
     ];
+    // Fold sharpness (mean ± sd over the folds) and eq. 3's residual along u.
+    let folds = collect_err(rows, |r| r.sharpness_fold_mean, |r| r.sharpness_fold_sd);
+    if !folds.is_empty() {
+        sharp.push(Series::with_errors("λₘₐₓ of folds, mean ± sd", PURPLE, folds).dashed());
+    }
+    let residual = collect(rows, |r| r.residual_curvature);
+    if !residual.is_empty() {
+        sharp.push(Series::new("uᵀ(H − G)u along u", ORANGE, residual).dashed());
+    }
     let jac = vec![
         Series::new(
             "softmax Jacobian, max",
@@ -158,26 +215,235 @@ fn panels(rows: &[MetricsRow]) -> [Panel; 3] {
     };
     let loss_log = positive(&loss);
     let jac_log = positive(&jac) && ratio(&jac) >= 20.0;
-    [
+    let mut out = vec![
         Panel {
             y_desc: "loss (KL)",
             series: loss,
             log: loss_log,
             empty_note: "no loss values",
+            caption: None,
+            x: PanelX::Step,
         },
         Panel {
             y_desc: "sharpness",
             series: sharp,
             log: false,
             empty_note: "no sharpness measurements",
+            caption: None,
+            x: PanelX::Step,
         },
         Panel {
             y_desc: JAC_DESC,
             series: jac,
             log: jac_log,
             empty_note: "no Jacobian measurements",
+            caption: None,
+            x: PanelX::Step,
         },
-    ]
+    ];
+    out.extend(extra_panels(rows));
+    out
+}
+
+/// (step, value, ±error) where both are finite, sorted by step.
+fn collect_err(
+    rows: &[MetricsRow],
+    value: impl Fn(&MetricsRow) -> Option<f64>,
+    error: impl Fn(&MetricsRow) -> Option<f64>,
+) -> Vec<(f64, f64, f64)> {
+    let mut pts: Vec<(f64, f64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let (v, e) = (value(r)?, error(r)?);
+            (v.is_finite() && e.is_finite()).then_some((r.step as f64, v, e))
+        })
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts
+}
+
+/// The panels of the spectrum extras the rows carry (none when none does):
+/// the trace ± its standard error; the Ansatz factors; per-layer λ_max; the
+/// spectral density at the first, middle and last measurement.
+fn extra_panels(rows: &[MetricsRow]) -> Vec<Panel> {
+    let mut out = Vec::new();
+    let trace = collect_err(rows, |r| r.trace, |r| r.trace_se);
+    if !trace.is_empty() {
+        out.push(Panel {
+            y_desc: "tr ∇²ℓ",
+            series: vec![Series::with_errors("trace (Hutch++) ± se", BLUE, trace)],
+            log: false,
+            empty_note: "",
+            caption: Some("Hessian trace (Hutch++), ± its standard error".into()),
+            x: PanelX::Step,
+        });
+    }
+    let factors = vec![
+        Series::new("uᵀGu / uᵀHu", BLUE, collect(rows, |r| r.gn_share)),
+        Series::new(
+            "cost curvature, max",
+            VERMILLION,
+            collect(rows, |r| r.cost_curvature_max),
+        ),
+        Series::new(
+            "cost curvature, mean",
+            VERMILLION,
+            collect(rows, |r| r.cost_curvature_mean),
+        )
+        .dashed(),
+    ];
+    if factors.iter().any(|s| !s.points.is_empty()) {
+        out.push(Panel {
+            y_desc: "factor",
+            series: factors,
+            log: false,
+            empty_note: "",
+            caption: Some(
+                "Ansatz factors: Gauss–Newton share along u, λₘₐₓ(∇²_z c) per example".into(),
+            ),
+            x: PanelX::Step,
+        });
+    }
+    if let Some(p) = layer_panel(rows) {
+        out.push(p);
+    }
+    if let Some(p) = density_panel(rows) {
+        out.push(p);
+    }
+    out
+}
+
+/// λ_max of each layer's Hessian block (solid) and Gauss–Newton block
+/// (dashed, same colour) against step: the [`LAYER_LINES`] blocks of largest
+/// last value.
+fn layer_panel(rows: &[MetricsRow]) -> Option<Panel> {
+    let last = |get: fn(&MetricsRow) -> Option<&curvlab::record::ByName>| {
+        rows.iter().rev().find_map(get).map(|b| b.0.clone())
+    };
+    let h_last = last(|r| r.layer_sharpness.as_ref());
+    let g_last = last(|r| r.gn_layer_sharpness.as_ref());
+    let mut names: Vec<(String, f64)> = h_last.clone().or(g_last.clone())?;
+    let total = names.len();
+    names.sort_by(|a, b| b.1.total_cmp(&a.1));
+    names.truncate(LAYER_LINES);
+    // Back in θ order.
+    let order = h_last.or(g_last).unwrap_or_default();
+    names.sort_by_key(|(n, _)| order.iter().position(|(m, _)| m == n));
+    let mut series = Vec::new();
+    for (i, (name, _)) in names.iter().enumerate() {
+        let color = crate::chart::PALETTE[i % crate::chart::PALETTE.len()];
+        let n = name.clone();
+        series.push(Series::new(
+            name.clone(),
+            color,
+            collect(rows, |r| r.layer_sharpness.as_ref().and_then(|b| b.get(&n))),
+        ));
+        let n = name.clone();
+        let gn = collect(rows, |r| {
+            r.gn_layer_sharpness.as_ref().and_then(|b| b.get(&n))
+        });
+        let mut g = Series::new(format!("{name} (GN)"), color, gn).dashed();
+        if series.last().is_some_and(|s| !s.points.is_empty()) {
+            g = g.unlisted();
+        }
+        series.push(g);
+    }
+    let shown = if total > names.len() {
+        format!(", the {} of {total} largest", names.len())
+    } else {
+        String::new()
+    };
+    Some(Panel {
+        y_desc: "λₘₐₓ of block",
+        series,
+        log: false,
+        empty_note: "",
+        caption: Some(format!(
+            "per-layer λₘₐₓ: Hessian block H_ll (solid), Gauss–Newton block G_ll (dashed){shown}"
+        )),
+        x: PanelX::Step,
+    })
+}
+
+/// The spectral density at the first, middle and last measurement that has
+/// one, on a log axis floored at [`DENSITY_FLOOR`] of the peak.
+fn density_panel(rows: &[MetricsRow]) -> Option<Panel> {
+    let with: Vec<&MetricsRow> = rows
+        .iter()
+        .filter(|r| {
+            matches!((&r.density_grid, &r.density), (Some(g), Some(d)) if g.len() == d.len() && g.len() >= 2)
+        })
+        .collect();
+    let picks = pick_spread(with.len(), DENSITY_CURVES);
+    if picks.is_empty() {
+        return None;
+    }
+    let peak = picks
+        .iter()
+        .flat_map(|&i| with[i].density.iter().flatten().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    if peak <= 0.0 {
+        return None;
+    }
+    let floor = peak * DENSITY_FLOOR;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let colors = [SKY, BLUE, DARK];
+    let mut series = Vec::new();
+    for (k, &i) in picks.iter().enumerate() {
+        let r = with[i];
+        let (g, d) = (r.density_grid.as_ref()?, r.density.as_ref()?);
+        let pts: Vec<(f64, f64)> = g
+            .iter()
+            .zip(d)
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|(&x, &y)| (x, y.max(floor)))
+            .collect();
+        for p in &pts {
+            lo = lo.min(p.0);
+            hi = hi.max(p.0);
+        }
+        let mut s = Series::new(
+            format!("step {}", r.step),
+            colors[(k + colors.len() - picks.len()) % colors.len()],
+            pts,
+        );
+        s.markers = false;
+        series.push(s);
+    }
+    if lo >= hi {
+        return None;
+    }
+    let sigma = with[*picks.last()?].density_sigma.unwrap_or(f64::NAN);
+    Some(Panel {
+        y_desc: "density ρ(t)",
+        series,
+        log: true,
+        empty_note: "",
+        caption: Some(format!(
+            "Hessian spectral density (SLQ, σ = {}), log scale from 1e-7 of the peak",
+            curvlab::axis::format_value(sigma)
+        )),
+        x: PanelX::Own {
+            desc: "eigenvalue t",
+            range: (lo, hi),
+        },
+    })
+}
+
+/// Up to `k` indices of `0..n`, spread evenly, first and last included.
+fn pick_spread(n: usize, k: usize) -> Vec<usize> {
+    if n == 0 || k == 0 {
+        return vec![];
+    }
+    if n <= k {
+        return (0..n).collect();
+    }
+    let mut v: Vec<usize> = (0..k)
+        .map(|j| ((j * (n - 1)) as f64 / (k - 1).max(1) as f64).round() as usize)
+        .collect();
+    v.dedup();
+    v
 }
 
 /// Writes the run figure: three stacked panels against step.
@@ -203,11 +469,28 @@ pub fn plot_run(rows: &[MetricsRow], title: &str, path: &Path) -> Result<()> {
             path.display()
         );
     }
-    write_png(path, (WIDTH, HEIGHT), |root| draw_run(rows, title, root))
+    let panels = if rows.is_empty() {
+        vec![]
+    } else {
+        panels(rows)
+    };
+    write_png(path, (WIDTH, height(panels.len())), |root| {
+        draw_run(rows, &panels, title, root)
+    })
+}
+
+/// The figure's height for `n` panels: [`HEIGHT`] for the three base panels.
+fn height(n: usize) -> u32 {
+    if n <= 3 {
+        HEIGHT
+    } else {
+        TITLE_H + n as u32 * PANEL_H
+    }
 }
 
 fn draw_run(
     rows: &[MetricsRow],
+    panels: &[Panel],
     title: &str,
     root: &DrawingArea<BitMapBackend, Shift>,
 ) -> Result<()> {
@@ -237,8 +520,16 @@ fn draw_run(
         };
         let (x0, x1) = (first - pad, last + pad);
         let diverged_at = rows.iter().find(|r| r.diverged).map(|r| r.step as f64);
-        for (panel, area) in panels(rows).iter().zip(body.split_evenly((3, 1))) {
-            draw_panel(&area, panel, (x0, x1), diverged_at)?;
+        for (panel, area) in panels.iter().zip(body.split_evenly((panels.len(), 1))) {
+            match panel.x {
+                PanelX::Step => draw_panel(&area, panel, (x0, x1), diverged_at)?,
+                PanelX::Own {
+                    range: (lo, hi), ..
+                } => {
+                    let pad = 0.02 * (hi - lo);
+                    draw_panel(&area, panel, (lo - pad, hi + pad), None)?
+                }
+            }
         }
     }
     Ok(())
@@ -430,7 +721,21 @@ fn draw_panel(
         .iter()
         .map(|s| s.points.iter().map(|&(x, y)| (x, tf(y))).collect())
         .collect();
-    let ys = plotted.iter().flatten().map(|p| p.1);
+    // The ends of the error bars count towards the y-range.
+    let bar_ends: Vec<f64> = panel
+        .series
+        .iter()
+        .filter_map(|s| Some(s.points.iter().zip(s.errors.as_ref()?)))
+        .flatten()
+        .flat_map(|(p, e)| [p.1 - e, p.1 + e])
+        .filter(|v| !panel.log || *v > 0.0)
+        .map(tf)
+        .collect();
+    let ys = plotted
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .chain(bar_ends.iter().copied());
     let (ymin, ymax) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
         (lo.min(y), hi.max(y))
     });
@@ -449,12 +754,12 @@ fn draw_panel(
     // position hides some, raise the top of the axis to make room above the data.
     let legend_font = font(LEGEND_FONT);
     let shown: Vec<usize> = (0..panel.series.len())
-        .filter(|&i| !plotted[i].is_empty())
+        .filter(|&i| !plotted[i].is_empty() && panel.series[i].in_legend)
         .collect();
     let mut text_w = 0u32;
     for &i in &shown {
         text_w = text_w.max(
-            area.estimate_text_size(panel.series[i].label, &legend_font.clone().into())?
+            area.estimate_text_size(&panel.series[i].label, &legend_font.clone().into())?
                 .0,
         );
     }
@@ -494,14 +799,21 @@ fn draw_panel(
     let legend_rect = (!shown.is_empty()).then(|| legend_box(&legend_pos, plot, legend_px));
     let (curve_pts, all_pts) = obstacles((ylo, yhi));
 
-    let xaxis = Axis::linear(xr.0, xr.1, 8, 1.0);
+    let (x_desc, xaxis) = match panel.x {
+        PanelX::Step => ("step", Axis::linear(xr.0, xr.1, 8, 1.0)),
+        PanelX::Own { desc, .. } => (desc, Axis::linear(xr.0, xr.1, 8, 0.0)),
+    };
     let yaxis = if panel.log {
         Axis::log(ylo, yhi)
     } else {
         Axis::linear(ylo, yhi, 5, 0.0)
     };
 
-    let mut chart = ChartBuilder::on(area)
+    let mut builder = ChartBuilder::on(area);
+    if let Some(c) = &panel.caption {
+        builder.caption(c, font(CAPTION_FONT));
+    }
+    let mut chart = builder
         .margin_top(MARGIN_TOP)
         .margin_bottom(MARGIN_BOTTOM)
         .margin_left(MARGIN_LEFT)
@@ -513,7 +825,7 @@ fn draw_panel(
     let yfmt = |v: &f64| yaxis.label(*v);
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc(x_desc)
         .y_desc(panel.y_desc)
         .x_label_formatter(&xfmt)
         .y_label_formatter(&yfmt)
@@ -560,6 +872,10 @@ fn draw_panel(
         } else {
             2
         });
+        if let Some(errors) = &s.errors {
+            let y = (yaxis.lo, yaxis.hi, panel.log);
+            draw_error_bars(&mut chart, &s.points, errors, y, color)?;
+        }
         let path = path_of(s, pts, xr);
         let anno = if s.dashed {
             chart.draw_series(DashedLineSeries::new(path, 7, 5, line))?
@@ -567,24 +883,30 @@ fn draw_panel(
             chart.draw_series(LineSeries::new(path, line))?
         };
         let (dashed, markers) = (s.dashed, s.markers && pts.len() <= 100);
-        // The legend's line sample: three pieces, contiguous for a solid
-        // line and gapped for a dashed one, with a marker or not.
-        anno.label(s.label).legend(move |(x, y)| {
-            let piece = |k: i32| {
-                let (a, b) = if dashed {
-                    (9 * k, 9 * k + 6)
-                } else {
-                    (8 * k, 8 * k + 8)
+        if s.in_legend {
+            // The legend's line sample: three pieces, contiguous for a solid
+            // line and gapped for a dashed one, with a marker or not.
+            anno.label(s.label.as_str()).legend(move |(x, y)| {
+                let piece = |k: i32| {
+                    let (a, b) = if dashed {
+                        (9 * k, 9 * k + 6)
+                    } else {
+                        (8 * k, 8 * k + 8)
+                    };
+                    PathElement::new(vec![(a, 0), (b, 0)], line)
                 };
-                PathElement::new(vec![(a, 0), (b, 0)], line)
-            };
-            let dot = if markers {
-                color.filled()
-            } else {
-                TRANSPARENT.filled()
-            };
-            EmptyElement::at((x, y)) + piece(0) + piece(1) + piece(2) + Circle::new((12, 0), 3, dot)
-        });
+                let dot = if markers {
+                    color.filled()
+                } else {
+                    TRANSPARENT.filled()
+                };
+                EmptyElement::at((x, y))
+                    + piece(0)
+                    + piece(1)
+                    + piece(2)
+                    + Circle::new((12, 0), 3, dot)
+            });
+        }
         if markers {
             let r = if pts.len() <= 60 { 3 } else { 2 };
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, r, color.filled())))?;
@@ -617,6 +939,38 @@ fn draw_panel(
     Ok(())
 }
 
+/// A vertical bar ±e at each point, with caps, clipped to the y-axis (a
+/// log axis: a bar reaching 0 or below ends at the bottom).
+fn draw_error_bars(
+    chart: &mut ChartContext<BitMapBackend, Cartesian2d<Axis, Axis>>,
+    points: &[(f64, f64)],
+    errors: &[f64],
+    (ylo, yhi, log): (f64, f64, bool),
+    color: RGBColor,
+) -> Result<()> {
+    let tf = |v: f64| if log { v.log10() } else { v };
+    let style = color.stroke_width(1);
+    for (&(x, y), &e) in points.iter().zip(errors) {
+        if !(e > 0.0 && e.is_finite()) {
+            continue;
+        }
+        let top = tf(y + e).clamp(ylo, yhi);
+        let bottom = if log && y - e <= 0.0 {
+            ylo
+        } else {
+            tf(y - e).clamp(ylo, yhi)
+        };
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, bottom), (x, top)],
+            style,
+        )))?;
+        let cap =
+            |v: f64| EmptyElement::at((x, v)) + PathElement::new(vec![(-4, 0), (4, 0)], style);
+        chart.draw_series([cap(bottom), cap(top)])?;
+    }
+    Ok(())
+}
+
 /// Text with its top-left corner at the box's, on a white patch.
 fn draw_text_box(
     area: &DrawingArea<BitMapBackend, Shift>,
@@ -641,6 +995,7 @@ fn draw_text_box(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use curvlab::record::ByName;
 
     /// A realistic run: loss falls, sharpness rises to 2/η and hovers there
     /// (edge of stability), Jacobian norms grow. Sharpness is measured every
@@ -684,6 +1039,10 @@ mod tests {
     /// of the right size and of some substance (a blank 900×1000 PNG is
     /// about 5 KB; text alone makes it larger, curves larger still).
     fn plot_and_check(rows: &[MetricsRow], name: &str, min_bytes: u64) {
+        plot_and_check_size(rows, name, min_bytes, HEIGHT)
+    }
+
+    fn plot_and_check_size(rows: &[MetricsRow], name: &str, min_bytes: u64, height: u32) {
         let dir =
             std::env::temp_dir().join(format!("curvlab-plot-test-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -694,7 +1053,7 @@ mod tests {
         // The IHDR chunk holds the size.
         let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
         let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
-        assert_eq!((w, h), (WIDTH, HEIGHT), "{name}: size");
+        assert_eq!((w, h), (WIDTH, height), "{name}: size");
         assert!(
             bytes.len() as u64 >= min_bytes,
             "{name}: only {} bytes",
@@ -770,6 +1129,114 @@ mod tests {
             })
             .collect();
         plot_and_check(&rows, "nothing", 30_000);
+    }
+
+    /// [`realistic_rows`] with every spectrum extra at every other row: 11
+    /// blocks, a density whose bulk sits at 0 with outliers that grow.
+    fn rows_with_extras() -> Vec<MetricsRow> {
+        let names: Vec<String> = (0..11).map(|l| format!("features.{l}")).collect();
+        realistic_rows()
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                if i % 2 == 1 {
+                    return r;
+                }
+                let t = r.step as f64;
+                let top = r.sharpness.unwrap_or(5.0);
+                r.trace = Some(50.0 + 0.2 * t);
+                r.trace_se = Some(2.0 + 0.01 * t);
+                let grid: Vec<f64> = (0..256)
+                    .map(|k| -2.0 + (top + 4.0) * k as f64 / 255.0)
+                    .collect();
+                let gauss = |x: f64, m: f64, s: f64| {
+                    (-(x - m).powi(2) / (2.0 * s * s)).exp()
+                        / (s * (2.0 * std::f64::consts::PI).sqrt())
+                };
+                let s = 0.01 * (top + 4.0);
+                r.density = Some(
+                    grid.iter()
+                        .map(|&x| 0.999 * gauss(x, 0.0, s) + 0.001 * gauss(x, top, s))
+                        .collect(),
+                );
+                r.density_grid = Some(grid);
+                r.density_sigma = Some(s);
+                let by = |scale: f64| {
+                    ByName(
+                        names
+                            .iter()
+                            .enumerate()
+                            .map(|(l, n)| (n.clone(), scale * top / (1.0 + l as f64)))
+                            .collect(),
+                    )
+                };
+                r.layer_sharpness = Some(by(0.8));
+                r.gn_layer_sharpness = Some(by(0.7));
+                r.gn_share = Some(0.9 - 0.1 * (-t / 300.0).exp());
+                r.residual_curvature = Some(0.1 * top);
+                r.cost_curvature_max = Some(0.5 * (-t / 400.0).exp());
+                r.cost_curvature_mean = Some(0.2 * (-t / 300.0).exp());
+                r.sharpness_fold_mean = Some(1.03 * top);
+                r.sharpness_fold_sd = Some(0.05 * top);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn extras_add_their_panels() {
+        let rows = rows_with_extras();
+        let p = panels(&rows);
+        let captions: Vec<&str> = p.iter().filter_map(|p| p.caption.as_deref()).collect();
+        assert_eq!(p.len(), 7, "{captions:?}");
+        assert!(captions[0].starts_with("Hessian trace"), "{captions:?}");
+        assert!(captions[1].starts_with("Ansatz factors"), "{captions:?}");
+        // 11 blocks: the 6 largest, each Hessian and Gauss–Newton, in θ order.
+        assert!(captions[2].ends_with("the 6 of 11 largest"), "{captions:?}");
+        let layer_labels: Vec<&str> = p[5].series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(layer_labels[0], "features.0");
+        assert_eq!(layer_labels[1], "features.0 (GN)");
+        assert_eq!(layer_labels.len(), 12);
+        assert!(
+            !p[5].series[1].in_legend,
+            "GN lines share the block's entry"
+        );
+        // The density: first, middle and last measured, floored on a log axis.
+        let d = &p[6];
+        assert!(d.log && matches!(d.x, PanelX::Own { .. }));
+        let labels: Vec<&str> = d.series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["step 0", "step 480", "step 960"]);
+        let peak = d
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max);
+        assert!(d
+            .series
+            .iter()
+            .all(|s| s.points.iter().all(|p| p.1 >= peak * DENSITY_FLOOR * 0.999)));
+        // Folds (with their sd as bars) and the residual join the sharpness panel.
+        let sharp: Vec<&str> = p[1].series.iter().map(|s| s.label.as_str()).collect();
+        assert!(sharp.contains(&"λₘₐₓ of folds, mean ± sd"), "{sharp:?}");
+        let folds = p[1].series.iter().find(|s| s.errors.is_some()).unwrap();
+        assert_eq!(folds.errors.as_ref().unwrap().len(), folds.points.len());
+        // No extras, no extra panels.
+        assert_eq!(panels(&realistic_rows()).len(), 3);
+        assert_eq!(pick_spread(10, 3), [0, 5, 9]);
+        assert_eq!(pick_spread(2, 3), [0, 1]);
+        assert!(pick_spread(0, 3).is_empty());
+    }
+
+    #[test]
+    fn plot_with_spectrum_extras() {
+        let rows = rows_with_extras();
+        plot_and_check_size(&rows, "extras", 150_000, TITLE_H + 7 * PANEL_H);
+        // The extras of one row only (a run measuring them once).
+        let mut one = realistic_rows();
+        let last = one.len() - 1;
+        one[last] = rows_with_extras()[last - 1].clone();
+        one[last].step = 980;
+        plot_and_check_size(&one, "extras-once", 80_000, TITLE_H + 7 * PANEL_H);
     }
 
     #[test]

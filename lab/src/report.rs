@@ -10,6 +10,8 @@
 //! - `correlations.{md,csv}`: Spearman's ρ and Kendall's τ_b between the gap
 //!   and each of sharpness and Jacobian norm over all finished runs (and per
 //!   group), the paper's central empirical claim as a number;
+//! - the spectrum extras' figures when runs measured them
+//!   (`spectrum`, `layers`, `density[-GROUP].{png,svg}`: [`spectrum`]);
 //! - `runs.csv` (every run, its status and final values) and `report.md`.
 //!
 //! "Final" is the last measured value of a run. Runs that diverged, are
@@ -18,9 +20,11 @@
 
 mod claims;
 mod figures;
+mod spectrum;
 mod stats;
 
 pub use claims::{At, Bootstrap, ClaimResult, ClaimSpec, Direction};
+pub use spectrum::{write_density_figure, SpectrumOptions};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -79,6 +83,10 @@ const FINAL_FIELDS: &[&str] = &[
     "train_loss_kl",
     "test_loss_kl",
     "two_over_lr",
+    "trace",
+    "sharpness_fold_mean",
+    "sharpness_fold_sd",
+    "gn_share",
 ];
 
 /// One line of metrics.jsonl (`curvlab::record::MetricsRow`), read by field
@@ -89,6 +97,8 @@ pub struct Row {
     pub epoch: f64,
     pub diverged: bool,
     fields: serde_json::Map<String, Json>,
+    /// The per-layer objects of the spectrum extras, in the file's (θ) order.
+    layers: spectrum::LayerFields,
 }
 
 impl Row {
@@ -109,6 +119,7 @@ impl Row {
                 .and_then(Json::as_bool)
                 .unwrap_or(false),
             fields,
+            layers: serde_json::from_str(line)?,
         })
     }
 
@@ -118,6 +129,16 @@ impl Row {
             .get(key)
             .and_then(Json::as_f64)
             .filter(|v| v.is_finite())
+    }
+
+    /// The numbers of an array field (`null` entries as NaN).
+    fn numbers(&self, key: &str) -> Option<Vec<f64>> {
+        self.fields
+            .get(key)?
+            .as_array()?
+            .iter()
+            .map(|v| Some(v.as_f64().unwrap_or(f64::NAN)))
+            .collect()
     }
 }
 
@@ -152,6 +173,8 @@ const CORRELATED: &[(&str, &str)] = &[
     ("jac_softmax_mean", "mean ‖J‖₂, softmax Jacobian"),
     ("jac_logit_max", "max ‖J‖₂, logit Jacobian"),
     ("gn_sharpness", "λ_max (Gauss–Newton)"),
+    ("trace", "Hessian trace (Hutch++)"),
+    ("sharpness_fold_mean", "λ_max, mean over folds"),
 ];
 
 /// One run of the sweep and what its directory holds.
@@ -886,15 +909,24 @@ fn csv_field(s: &str) -> String {
 
 /// Writes the report of `s` into `out`.
 pub fn write(s: &Sweep, out: &Path) -> Result<Written> {
+    write_with(s, out, &SpectrumOptions::default())
+}
+
+/// [`write`], with choices about the spectrum extras' figures.
+pub fn write_with(s: &Sweep, out: &Path, spectrum_opts: &SpectrumOptions) -> Result<Written> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create the report directory", out.display()))?;
     let mut files = Vec::new();
     let mut figure_names = Vec::new();
     for g in &s.manifest.groups {
-        for (kind, fig) in [
+        let base = [
             ("sweep", sweep_figure(s, g)),
             ("timeseries", timeseries_figure(s, g)),
-        ] {
+        ];
+        let extras = spectrum::figures(s, g, spectrum_opts)
+            .into_iter()
+            .map(|(k, f)| (k, Some(f)));
+        for (kind, fig) in base.into_iter().chain(extras) {
             let Some(fig) = fig else { continue };
             let stem = out.join(file_stem(kind, g));
             fig.write(&stem)
@@ -1053,10 +1085,20 @@ pub fn write(s: &Sweep, out: &Path) -> Result<Written> {
     rep += &md;
     rep += "\n## Figures\n\n";
     for (kind, group, stem) in &figure_names {
-        let what = if *kind == "sweep" {
-            "Final values against the swept parameter (mean ± sd over seeds)"
-        } else {
-            "Through training (mean over seeds)"
+        let what = match *kind {
+            "sweep" => "Final values against the swept parameter (mean ± sd over seeds)",
+            "spectrum" => {
+                "Spectrum extras through training (mean over seeds): the Hessian trace ± its \
+                 standard error, fold sharpness ± the spread over folds, the Ansatz factors"
+            }
+            "layers" => {
+                "Per-layer curvature through training (mean over seeds): λ_max of each \
+                 layer's Hessian and Gauss–Newton block, the top eigenvector's mass per layer"
+            }
+            "density" => {
+                "Hessian spectral density (SLQ) at chosen steps, first seed of each setting"
+            }
+            _ => "Through training (mean over seeds)",
         };
         let g = group
             .as_ref()

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use curvlab::experiment::{ModelKind, RunConfig};
+use curvlab::sharpness::TopK;
 
 /// curvlab: loss curvature (sharpness) and input–output Jacobian norms of deep
 /// networks, measured through training.
@@ -158,9 +159,9 @@ pub struct RunArgs {
     /// Measurement subset size (first N training examples).
     #[arg(long)]
     pub samples: Option<usize>,
-    /// Number of top Hessian eigenvalues.
-    #[arg(long)]
-    pub top_k: Option<usize>,
+    /// Number of top Hessian eigenvalues: a count, or "classes" for one per class (C).
+    #[arg(long, value_name = "N|classes")]
+    pub top_k: Option<TopK>,
     /// Lanczos relative tolerance.
     #[arg(long)]
     pub tol: Option<f64>,
@@ -212,6 +213,8 @@ pub struct RunArgs {
     /// BatchNorm statistics of the measured Hessian: train (batch statistics per chunk) or eval.
     #[arg(long, value_enum)]
     pub bn_mode: Option<BnModeArg>,
+    #[command(flatten)]
+    pub spectrum: RunSpectrumArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -250,9 +253,9 @@ pub struct MeasureArgs {
     /// Input scale s_in.
     #[arg(long, default_value_t = 1.0)]
     pub input_scale: f32,
-    /// Number of top Hessian eigenvalues.
-    #[arg(long, default_value_t = 1)]
-    pub top_k: usize,
+    /// Number of top Hessian eigenvalues: a count, or "classes" for one per class (C).
+    #[arg(long, value_name = "N|classes", default_value = "1")]
+    pub top_k: TopK,
     /// Lanczos relative tolerance.
     #[arg(long, default_value_t = 1e-4)]
     pub tol: f64,
@@ -262,6 +265,8 @@ pub struct MeasureArgs {
     /// Finite-difference step ε relative to max(‖θ‖, 1).
     #[arg(long)]
     pub eps_rel: Option<f64>,
+    #[command(flatten)]
+    pub spectrum: MeasureSpectrumArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -457,6 +462,80 @@ pub struct ReportArgs {
     /// Where to write the figures and tables [default: DIR/report].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub spectrum: ReportSpectrumArgs,
+}
+
+// ---- The spectrum extras (issue 14): flags of `run` and `measure`. ----
+// Each maps to a field of core's `MeasureConfig` (`docs/measurements.md`
+// "Spectrum extras"); native/src/commands/spectrum.rs applies them.
+
+/// The spectrum extras of one measurement, shared by `run` and `measure`.
+#[derive(Args, Debug, Clone, Default)]
+#[command(
+    next_help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)"
+)]
+pub struct SpectrumArgs {
+    /// Hessian trace by Hutch++ with its standard error (trace, trace_se, trace_products).
+    #[arg(long)]
+    pub trace: bool,
+    /// Hutch++: Hessian-vector products per trace estimate (≥ 6) [default: 30].
+    #[arg(long, value_name = "M")]
+    pub trace_products: Option<usize>,
+    /// Spectral density by stochastic Lanczos quadrature (density_grid, density).
+    #[arg(long)]
+    pub density: bool,
+    /// SLQ: probe vectors [default: 4].
+    #[arg(long, value_name = "N")]
+    pub density_probes: Option<usize>,
+    /// SLQ: Lanczos steps per probe (products per probe) [default: 40].
+    #[arg(long, value_name = "M")]
+    pub density_steps: Option<usize>,
+    /// Top eigenvalue of each layer's Hessian and Gauss–Newton diagonal block (layer_sharpness, gn_layer_sharpness).
+    #[arg(long)]
+    pub per_layer: bool,
+    /// The Ansatz's factors: cost curvature, Gauss–Newton share and residual along u, u's mass per layer.
+    #[arg(long)]
+    pub factors: bool,
+    /// λ_max on K disjoint folds of the measurement subset, with mean and sd (sharpness_folds) [K default: 4].
+    #[arg(long, value_name = "K", num_args = 0..=1, default_missing_value = "4")]
+    pub folds: Option<usize>,
+}
+
+/// `measure`'s spectrum flags: those of a measurement, and a figure of the density.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MeasureSpectrumArgs {
+    #[command(flatten)]
+    pub extras: SpectrumArgs,
+    /// Also write the spectral density as STEM.png and STEM.svg (needs --density).
+    #[arg(
+        long,
+        value_name = "STEM",
+        help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)"
+    )]
+    pub density_plot: Option<PathBuf>,
+}
+
+/// `report`'s choices about the spectrum extras' figures.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReportSpectrumArgs {
+    /// Draw the spectral density at these steps (the nearest measured), comma-separated [default: first, middle, last].
+    #[arg(long, value_name = "STEPS", value_delimiter = ',')]
+    pub density_at: Option<Vec<u64>>,
+}
+
+/// `run`'s spectrum flags: those of a measurement, and how often.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunSpectrumArgs {
+    #[command(flatten)]
+    pub extras: SpectrumArgs,
+    /// Measure the spectrum extras at every N-th measurement only (the first included) [default: 1].
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Spectrum extras (each costs Hessian-vector products; docs/measurements.md)"
+    )]
+    pub spectrum_every: Option<u64>,
 }
 
 /// Each `curvlab run` flag (its argument id) and the setting it sets (its
@@ -491,7 +570,7 @@ pub const FLAG_PATHS: &[(&str, &str)] = &[
     ("steps", "steps"),
     ("measure_every", "measure_every"),
     ("samples", "measure.samples"),
-    ("top_k", "measure.solver.lanczos.k"),
+    ("top_k", "measure.top_k"),
     ("tol", "measure.solver.lanczos.tol"),
     ("no_gn", "measure.gauss_newton"),
     ("no_jacobian", "measure.jacobian"),
@@ -507,6 +586,16 @@ pub const FLAG_PATHS: &[(&str, &str)] = &[
     ("flip", "augment.flip"),
     ("mixup_alpha", "augment.mixup_alpha"),
     ("bn_mode", "measure.solver.bn_mode"),
+    ("trace", "measure.trace"),
+    ("trace_products", "measure.hutchpp.products"),
+    ("density", "measure.density"),
+    ("density_probes", "measure.slq.probes"),
+    ("density_steps", "measure.slq.steps"),
+    ("per_layer", "measure.per_layer"),
+    ("factors", "measure.factors"),
+    ("folds", "measure.folds"),
+    ("folds", "measure.fold_count"),
+    ("spectrum_every", "measure.spectrum_every"),
 ];
 
 /// `--flag-name` of an argument id.

@@ -147,7 +147,8 @@ test('controls: the URL restores every control, edits update the URL, step and r
       data: 'toy', k: '5', d: '17', shape: 'rings', noise: '0.07', classes: '3', n: '48', ntest: '24',
       sin: '2.5', model: 'mlp', width: '12', depth: '3', channels: '4,8', act: 'relu', loss: 'ce',
       ls: '0.15', tscale: '3', lr: '0.0125', batch: '16', mom: '0.9', wd: '0.0005', seed: '42',
-      steps: '7', every: '7', samples: '20', gn: '0', vary: 'none', values: '0.01,0.02', backend: 'cpu',
+      steps: '7', every: '7', samples: '20', gn: '0', spectrum: '1', vary: 'none', values: '0.01,0.02',
+      backend: 'cpu',
     };
     const query = new URLSearchParams(want).toString();
     await page.goto(`${site.url}?${query}`);
@@ -377,6 +378,45 @@ test('mechanism panels: the loss slice with the GD step, decision regions, the l
     assert.match(note, /B is 0 so far.*ℓ = [0-9.]+ > Δ\/2 = 0.707|B = [0-9.]+/);
     assert.doesNotMatch(await page.textContent('#legend'), /B 0(?![.0-9])/);
     await page.screenshot({ path: await artifactPath('mechanism-toy.png'), fullPage: true });
+  } finally {
+    await close();
+  }
+});
+
+test('spectrum panels: the density and per-layer λ_max, computed by the core as the CLI does', async (t) => {
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    const log = watchConsole(page);
+    t.after(() => { if (log.length) console.log(log.join('\n')); });
+    await page.goto(`${site.url}?${SMALL}&spectrum=1&autoplay=1`);
+    await waitForState(page, 'finished', TRAIN_TIMEOUT);
+    // The extras at every second measurement (settings.rs SPECTRUM_EVERY): steps 0, 10, 20.
+    const run = JSON.parse((await download(page, 'export-json')).bytes.toString()).runs[0];
+    assert.deepEqual(run.rows.filter((r) => r.density).map((r) => r.step), [0, 10, 20]);
+    assert.deepEqual(run.rows.filter((r) => r.trace !== undefined).map((r) => r.step), [0, 10, 20]);
+    // The panels: the latest density with the first one dashed behind it, a bar per layer.
+    assert.equal(await page.locator('#plot-density polyline.density').count(), 1);
+    assert.equal(await page.locator('#plot-density polyline.density-first').count(), 1);
+    assert.match(await page.textContent('#plot-density'), /trace [0-9.e-]+ ± [0-9.e-]+ \(Hutch\+\+\)/);
+    assert.equal(await page.locator('#plot-layers rect.bar-hessian').count(), 3);
+    assert.equal(await page.locator('#plot-layers rect.bar-gn').count(), 3);
+    // The same numbers as the CLI with the same extras (fixtures/small-spectrum.toml).
+    const native = await nativeRun(join(ROOT, 'tests', 'browser', 'fixtures', 'small-spectrum.toml'));
+    const { failures, worst } = compareRows(run.rows, native.rows, { ...CPU_TOL, trace: [1e-5, 1e-3] });
+    console.log('spectrum: worst relative difference per field', JSON.stringify(worst));
+    assert.deepEqual(failures, []);
+    for (const [i, n] of native.rows.entries()) {
+      const b = run.rows[i];
+      assert.equal(Boolean(b.density), Boolean(n.density), `row ${i}: density`);
+      if (!n.layer_sharpness) continue;
+      for (const [name, v] of Object.entries(n.layer_sharpness)) {
+        assert.ok(Math.abs(b.layer_sharpness[name] - v) <= 2e-3 * Math.abs(v) + 1e-6, `row ${i} ${name}: ${b.layer_sharpness[name]} vs ${v}`);
+      }
+      const span = n.density_grid[n.density_grid.length - 1] - n.density_grid[0];
+      assert.ok(Math.abs(b.density_grid[0] - n.density_grid[0]) <= 2e-3 * span, `row ${i}: density grid`);
+    }
+    await page.screenshot({ path: await artifactPath('spectrum.png'), fullPage: true });
   } finally {
     await close();
   }

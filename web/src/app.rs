@@ -986,6 +986,7 @@ fn redraw(a: &App) {
         }
     }
     draw_mechanism(a);
+    draw_spectrum(a);
     // Legend and latest values.
     let legend: Element = by_id("legend");
     legend.set_inner_html("");
@@ -1278,6 +1279,36 @@ fn draw_mechanism(a: &App) {
             regions_fig.set_inner_html(&images_svg(top, thumbs, &CIFAR10_CLASSES));
         }
         DataView::Other => set_hidden(&regions_fig, true),
+    }
+}
+
+/// The spectrum panels ([`crate::spectrum`]) of the focused run, shown when
+/// its measurements include them.
+fn draw_spectrum(a: &App) {
+    let (i, run) = match a.runs.get(a.focus) {
+        Some(r) => (a.focus, Some(r)),
+        None => (0, a.runs.first()),
+    };
+    let m = run.map(|r| &r.info.config.measure);
+    let color = PALETTE[i % PALETTE.len()];
+    let note = "waiting for the first spectrum measurement";
+    for (id, on, svg) in [
+        (
+            "plot-density",
+            m.is_some_and(|m| m.density),
+            crate::spectrum::density_svg as fn(&[MetricsRow], &str, &str) -> String,
+        ),
+        (
+            "plot-layers",
+            m.is_some_and(|m| m.per_layer),
+            crate::spectrum::layers_svg,
+        ),
+    ] {
+        let fig: Element = by_id(id);
+        set_hidden(&fig, !on);
+        if let (true, Some(r)) = (on, run) {
+            fig.set_inner_html(&svg(&r.rows, color, note));
+        }
     }
 }
 

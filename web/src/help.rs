@@ -31,6 +31,7 @@ pub fn help(key: &str) -> Option<&'static str> {
         "every" => "Measure sharpness, Jacobian norms and losses every M steps (measurements cost far more than a step).",
         "samples" => "How many training examples the measurements use (the first n).",
         "gn" => "Also estimate the top eigenvalue of the Gauss–Newton matrix, the part of the Hessian that comes from the network's Jacobian (dotted line under the Hessian's).",
+        "spectrum" => "Also measure the Hessian's whole spectrum at every second measurement: its density (stochastic Lanczos quadrature), its trace (Hutch++, with an error bar) and the top eigenvalue of each layer's block — the outliers above the bulk are what sharpness is about. Each costs Hessian-vector products: measurements take several times longer.",
         "vary" => "Compare runs: one run per value of this setting, overlaid in colour.",
         "values" => "The values of the compared setting, comma-separated (at most 4).",
         "backend" => "Where the network trains: WebGPU (your graphics card) when the browser offers it, else the CPU (WebAssembly).",

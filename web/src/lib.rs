@@ -13,6 +13,7 @@
 //! | [`data`] | a run's data: synthetic, toy, or a CIFAR file from disk |
 //! | [`plot`] | the four plots as SVG |
 //! | [`slice`] | the mechanism panel: the loss along the top eigenvector and one GD step |
+//! | [`spectrum`] | the spectrum panels: the Hessian's density and trace, per-layer λ_max |
 //! | [`regions`] | decision regions and the largest-Jacobian examples (2-D data, images) |
 //! | [`bound`] | what the page says about the Theorem 5.1 bound (and why it is 0) |
 //! | [`help`] | a tooltip for every control |
@@ -31,6 +32,7 @@ pub mod protocol;
 pub mod regions;
 pub mod settings;
 pub mod slice;
+pub mod spectrum;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;

@@ -142,6 +142,9 @@ pub struct Settings {
     pub samples: usize,
     /// Also estimate the Gauss–Newton top eigenvalue.
     pub gauss_newton: bool,
+    /// Also measure the spectrum extras the page draws (density, trace,
+    /// per-layer λ_max; [`SPECTRUM_EVERY`]).
+    pub spectrum: bool,
     pub vary: Vary,
     /// The values of the varied setting, one run each.
     pub values: Vec<String>,
@@ -187,6 +190,7 @@ impl Default for Settings {
             measure_every: run.measure_every,
             samples: run.measure.samples,
             gauss_newton: run.measure.gauss_newton,
+            spectrum: false,
             vary: Vary::None,
             values: Vec::new(),
             backend: BackendPref::Auto,
@@ -342,7 +346,7 @@ impl Settings {
             ),
         };
         let defaults = RunConfig::default();
-        let config = RunConfig {
+        let mut config = RunConfig {
             seed: self.seed,
             data: data_config,
             model: ModelConfig {
@@ -373,6 +377,9 @@ impl Settings {
             },
             ..defaults
         };
+        if self.spectrum {
+            browser_spectrum(&mut config.measure);
+        }
         RunPlan {
             label,
             config,
@@ -391,6 +398,22 @@ impl Settings {
         }
         q
     }
+}
+
+/// The spectrum extras measure at every this-many-th measurement.
+pub const SPECTRUM_EVERY: u64 = 2;
+
+/// The spectrum extras the page draws ([`crate::spectrum`]), sized for a
+/// browser tab: the density from 2 probes × 30 Lanczos steps (the CLI's
+/// default is 4 × 40), the Hutch++ trace (30 products) and per-layer λ_max,
+/// at every [`SPECTRUM_EVERY`]-th measurement.
+pub fn browser_spectrum(m: &mut MeasureConfig) {
+    m.density = true;
+    m.slq.probes = 2;
+    m.slq.steps = 30;
+    m.trace = true;
+    m.per_layer = true;
+    m.spectrum_every = SPECTRUM_EVERY;
 }
 
 /// One run to train: its core configuration and the source of its data.
@@ -907,6 +930,19 @@ pub static FIELDS: &[Field] = &[
         },
     },
     Field {
+        key: "spectrum",
+        label: "Spectrum: density, trace, per layer",
+        short: "spectrum",
+        kind: FieldKind::Toggle,
+        group: "run",
+        applies: always,
+        get: |s| u8::from(s.spectrum).to_string(),
+        set: |s, v| {
+            s.spectrum = parse_toggle(v, "Spectrum")?;
+            Ok(())
+        },
+    },
+    Field {
         key: "vary",
         label: "Compare runs over",
         short: "vary",
@@ -1171,6 +1207,7 @@ mod tests {
             ("every", "7"),
             ("samples", "99"),
             ("gn", "0"),
+            ("spectrum", "1"),
             ("vary", "lr"),
             ("values", "0.01,0.02"),
             ("backend", "cpu"),
@@ -1222,6 +1259,32 @@ mod tests {
         let empty = PageState::from_query("", &Settings::small());
         assert!(!empty.explicit && empty.errors.is_empty());
         assert_eq!(empty.settings, Settings::small());
+    }
+
+    /// The spectrum switch turns on what the page draws, at a browser's size,
+    /// and nothing else changes.
+    #[test]
+    fn spectrum_switch_sets_the_extras() {
+        let off = Settings::small().plans().unwrap().remove(0).config;
+        assert!(!off.measure.any_extra());
+        let on = Settings {
+            spectrum: true,
+            ..Settings::small()
+        }
+        .plans()
+        .unwrap()
+        .remove(0)
+        .config;
+        let m = &on.measure;
+        assert!(m.density && m.trace && m.per_layer && !m.factors && !m.folds);
+        assert_eq!(
+            (m.slq.probes, m.slq.steps, m.spectrum_every),
+            (2, 30, SPECTRUM_EVERY)
+        );
+        let mut back = on.clone();
+        back.measure = off.measure.clone();
+        assert_eq!(back, off);
+        on.validate().unwrap();
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `curvlab measure`: one JSON object of the measurements in docs/measurements.md for given MLP
-//! weights on the first N training examples of a CIFAR-10 directory.
+//! weights on the first N training examples of a CIFAR-10 directory, with
+//! the spectrum extras asked for (under the metrics rows' keys) and,
+//! optionally, a figure of the spectral density.
 
 use std::io::Write;
 
@@ -14,9 +16,11 @@ use curvlab::measure::{MeasureConfig, Measurer};
 use curvlab::record::MetricsRow;
 use curvlab::sharpness::SharpnessConfig;
 use curvlab::Block;
+use curvlab_lab::report;
 use serde_json::json;
 
 use crate::cli::MeasureArgs;
+use crate::commands::spectrum;
 
 pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
     // The settings first, by the checks a run's settings go through, so a
@@ -26,11 +30,11 @@ pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
         label_smoothing: a.label_smoothing,
         ..Default::default()
     };
-    let cfg = MeasureConfig {
+    let mut cfg = MeasureConfig {
         samples: a.samples,
         solver: SharpnessConfig {
             lanczos: LanczosConfig {
-                k: a.top_k,
+                k: 1,
                 tol: a.tol,
                 ..Default::default()
             },
@@ -41,11 +45,16 @@ pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
         },
         gauss_newton: !a.no_gn,
         warm_start: false,
+        top_k: Some(a.top_k),
         ..Default::default()
     };
+    spectrum::apply(&a.spectrum.extras, &mut cfg)?;
+    if a.spectrum.density_plot.is_some() && !cfg.density {
+        anyhow::bail!("--density-plot draws the spectral density: add --density");
+    }
     let flags = [
         ("measure.samples", "--samples"),
-        ("measure.solver.lanczos.k", "--top-k"),
+        ("top_k", "--top-k"),
         ("measure.solver.lanczos.tol", "--tol"),
         ("measure.solver.hvp.eps_rel", "--eps-rel"),
         ("label smoothing", "--label-smoothing"),
@@ -83,7 +92,7 @@ pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
     let mut m = Measurer::new(&train, None, &loss, &cfg, &device).block()?;
     let mut row = MetricsRow::default();
     m.measure(&model, &mut row).block()?;
-    let obj = json!({
+    let mut obj = json!({
         "loss": row.train_loss,
         "loss_kl": row.train_loss_kl,
         "accuracy": row.train_acc,
@@ -114,6 +123,20 @@ pub fn measure(a: MeasureArgs, out: &mut dyn Write) -> Result<()> {
         "backend": backend::BackendKind::from(a.backend).to_string(),
         "wall_s": t0.elapsed().as_secs_f64(),
     });
+    if let Some(o) = obj.as_object_mut() {
+        o.extend(spectrum::row_extras(&row)?);
+    }
+    if let (Some(stem), Some(grid), Some(density)) =
+        (&a.spectrum.density_plot, &row.density_grid, &row.density)
+    {
+        let title = format!(
+            "{}: Hessian spectral density on {} examples (SLQ, σ = {})",
+            a.weights.display(),
+            row.n,
+            curvlab::axis::format_value(row.density_sigma.unwrap_or(f64::NAN))
+        );
+        report::write_density_figure(stem, &title, &[(String::new(), grid, density)])?;
+    }
     writeln!(out, "{obj}")?;
     Ok(())
 }

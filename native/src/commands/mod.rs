@@ -7,6 +7,7 @@ mod bound;
 mod measure;
 mod report;
 mod run;
+mod spectrum;
 mod sweep;
 
 use std::io::Write;

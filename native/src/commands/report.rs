@@ -10,7 +10,10 @@ use crate::cli::ReportArgs;
 pub fn report(a: ReportArgs, out: &mut dyn Write) -> Result<()> {
     let sweep = report::load(&a.dir)?;
     let dir = a.out.clone().unwrap_or_else(|| a.dir.join("report"));
-    let w = report::write(&sweep, &dir)?;
+    let opts = report::SpectrumOptions {
+        density_at: a.spectrum.density_at.clone(),
+    };
+    let w = report::write_with(&sweep, &dir, &opts)?;
     let counts = w
         .counts
         .iter()

@@ -143,7 +143,9 @@ fn apply_flags(a: &RunArgs, cfg: &mut RunConfig) -> Result<()> {
     set!(a.steps, cfg.steps);
     set!(a.measure_every, cfg.measure_every);
     set!(a.samples, cfg.measure.samples);
-    set!(a.top_k, cfg.measure.solver.lanczos.k);
+    if a.top_k.is_some() {
+        cfg.measure.top_k = a.top_k;
+    }
     set!(a.tol, cfg.measure.solver.lanczos.tol);
     if a.epochs.is_some() {
         cfg.epochs = a.epochs;
@@ -172,6 +174,7 @@ fn apply_flags(a: &RunArgs, cfg: &mut RunConfig) -> Result<()> {
     cfg.measure.gauss_newton &= !a.no_gn;
     cfg.measure.jacobian &= !a.no_jacobian;
     cfg.measure.bound &= !a.no_bound;
+    super::spectrum::apply_run(&a.spectrum, &mut cfg.measure)?;
     Ok(())
 }
 
