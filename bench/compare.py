@@ -146,8 +146,11 @@ def render(res):
     r_t, r_j = res["ratios_curvlab_over_torch"], res["ratios_curvlab_over_jax"]
     lines = []
     loads = [x["load1"] for x in res["runs"] if x.get("load1") is not None]
+    done = 1 + max((x["round"] for x in res["runs"]), default=-1)
+    rounds = (f"{res['rounds']} rounds" if res.get("complete", True)
+              else f"incomplete, {done} of {res['rounds']} rounds started")
     lines.append(
-        f"`bench/compare.py` run of {res['generated']}: {res['rounds']} rounds, each tool's "
+        f"`bench/compare.py` run of {res['generated']}: {rounds}, each tool's "
         f"processes alternating, median of {res['repeats']} repeats per round and of the rounds; "
         f"{res.get('threads', '?')} threads; load average (1 min) "
         f"{min(loads):.2f}–{max(loads):.2f} during the run."
@@ -204,6 +207,37 @@ def update_readme(path, table):
     log(f"compare: rewrote the table in {path}")
 
 
+def summarise(runs, workloads, args, complete):
+    """The results object of the processes run so far."""
+    med = {}
+    for tool in TOOLS:
+        objs_by_round = {}
+        for x in runs:
+            if x["tool"] == tool:
+                # one object per round: that round's workloads' keys together
+                objs_by_round.setdefault(x["round"], {}).update(
+                    {k: v for k, v in x["result"].items()
+                     if k.startswith(tuple(f"{w}_" for w in workloads))})
+        if objs_by_round:
+            med[tool] = medians(list(objs_by_round.values()))
+    first = {t: next((x["result"] for x in runs if x["tool"] == t), {}) for t in TOOLS}
+    return {
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "workloads": workloads,
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "data": args.data,
+        "threads": first["curvlab"].get("threads"),
+        "versions": {"torch": first["torch"].get("torch_version"),
+                     "jax": first["jax"].get("jax_version")},
+        "median": med,
+        "ratios_curvlab_over_torch": ratios(med.get("curvlab", {}), med.get("torch", {})),
+        "ratios_curvlab_over_jax": ratios(med.get("curvlab", {}), med.get("jax", {})),
+        "runs": runs,
+        "complete": complete,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--curvlab", default=os.path.join(REPO, "target", "release", "curvlab"),
@@ -250,6 +284,7 @@ def main():
             return [args.jax_python, os.path.join(HERE, "peer_jax.py"), *common, "--workloads", w]
         return None
 
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     runs = []  # every process: tool, workload, round, load, the object
     for rnd in range(args.rounds):
         order = TOOLS if rnd % 2 == 0 else list(reversed(TOOLS))
@@ -262,38 +297,15 @@ def main():
                 obj = run(cmd, f"{tool} {w} (round {rnd + 1}/{args.rounds}, load {load})")
                 runs.append({"tool": tool, "workload": w, "round": rnd, "load1": load,
                              "command": cmd, "result": obj})
+                # an interrupted run keeps what it measured ("complete": false)
+                write_atomic(args.out, json.dumps(
+                    summarise(runs, workloads, args, complete=False), indent=2) + "\n")
 
-    med = {}
-    for tool in TOOLS:
-        objs_by_round = {}
-        for x in runs:
-            if x["tool"] == tool:
-                # one object per round: that round's workloads' keys together
-                objs_by_round.setdefault(x["round"], {}).update(
-                    {k: v for k, v in x["result"].items()
-                     if k.startswith(tuple(f"{w}_" for w in workloads))})
-        if objs_by_round:
-            med[tool] = medians(list(objs_by_round.values()))
-    first = {t: next((x["result"] for x in runs if x["tool"] == t), {}) for t in TOOLS}
-    res = {
-        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "workloads": workloads,
-        "rounds": args.rounds,
-        "repeats": args.repeats,
-        "data": args.data,
-        "threads": first["curvlab"].get("threads"),
-        "versions": {"torch": first["torch"].get("torch_version"),
-                     "jax": first["jax"].get("jax_version")},
-        "median": med,
-        "ratios_curvlab_over_torch": ratios(med.get("curvlab", {}), med.get("torch", {})),
-        "ratios_curvlab_over_jax": ratios(med.get("curvlab", {}), med.get("jax", {})),
-        "runs": runs,
-    }
+    res = summarise(runs, workloads, args, complete=True)
     table = render(res)
     print(table)
     print("\ncurvlab/peer < 1: curvlab is faster (or needs fewer HVPs / less memory); sharpness, "
           "jacobian_max and params are sanity values (different initial weights).")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_atomic(args.out, json.dumps(res, indent=2) + "\n")
     log(f"compare: wrote {args.out}")
     if args.readme:
