@@ -7,7 +7,7 @@
 # 1. `curvlab bench` on wgpu and on the CPU (JSON in $OUT/device-bench.json); SKIP_BENCH=1 skips it.
 # 2. ResNet18 (CIFAR stem) on CIFAR-10: one SGD epoch (batch 128, lr 0.1, momentum 0.9) and the
 #    sharpness estimate after it, with curvlab on $BACKEND and, when `import torch` works in
-#    $PYTHON, with bench/peer_torch.py; prints curvlab, PyTorch and their ratio.
+#    $PYTHON, with bench/peer_torch_epoch.py; prints curvlab, PyTorch and their ratio.
 #
 # Environment (defaults are the GPU sizes):
 #   BACKEND=wgpu          curvlab backend for part 2 (cpu to test the script without a GPU)
@@ -77,7 +77,7 @@ elif "$python" -c "import torch" 2>/dev/null; then
   echo "== PyTorch peer ($("$python" -c 'import torch; print(torch.__version__)'))"
   targs=(--data "$data" --width "$width" --measure-samples "$measure_samples" --chunk "$chunk")
   [ -n "$train_samples" ] && targs+=(--train-samples "$train_samples")
-  "$python" bench/peer_torch.py "${targs[@]}" > "$torch_json"
+  "$python" bench/peer_torch_epoch.py "${targs[@]}" > "$torch_json"
 else
   echo "== PyTorch is not installed for $python (set PYTHON=...); curvlab alone"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peer benchmark for `curvlab bench`: the same workloads in JAX on the CPU.
 
-Usage: python3 bench/peer_jax.py [--data DIR] [--json] [--repeats R]
+Usage: python3 bench/peer_jax.py [--data DIR] [--json] [--repeats R] [--workloads mlp,cnn]
 
 Two workloads (float32, softmax cross-entropy averaged over the batch, ReLU):
   mlp  MLP 3072-512-512-10 on the first 256 CIFAR-10 training images,
@@ -16,6 +16,7 @@ Progress goes to stderr; results to stdout (a table, or one JSON object with --j
 """
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -242,7 +243,9 @@ def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats, jac_
 
     vg = jax.jit(jax.value_and_grad(loss))
 
-    @jax.jit
+    # the whole step is one jitted function; the parameters' buffers are donated (updated in
+    # place) and each timed step consumes the previous step's parameters, as a training loop does
+    @functools.partial(jax.jit, donate_argnums=(0,))
     def sgd_step(p, x, y):
         l, g = jax.value_and_grad(loss)(p, x, y)
         return jax.tree_util.tree_map(lambda a, b: a - SGD_LR * b, p, g), l
@@ -266,11 +269,19 @@ def run_workload(name, logits_fn, params, x_batch, y_batch, x_jac, repeats, jac_
     vflat /= np.linalg.norm(vflat)
     v = unravel(jnp.asarray(vflat))
 
-    # 1. train step
+    # 1. train step: chained steps from a copy of the initial parameters (the copy's buffers
+    # are donated to the first step)
+    chain = {"p": jax.tree_util.tree_map(jnp.copy, params)}
+
+    def train_step():
+        chain["p"], l = sgd_step(chain["p"], xb, yb)
+        block((chain["p"], l))
+
     t0 = time.perf_counter()
-    block(sgd_step(params, xb, yb))
+    train_step()
     log(f"[{name}] compile train_step {time.perf_counter() - t0:.2f}s")
-    out["train_step_ms"] = time_ms(lambda: block(sgd_step(params, xb, yb)), repeats)
+    out["train_step_ms"] = time_ms(train_step, repeats)
+    del chain
     log(f"[{name}] train_step_ms {out['train_step_ms']:.3f}")
 
     # 2. value_and_grad
@@ -380,9 +391,18 @@ def main():
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
     ap.add_argument("--jac-chunk", type=int, default=JAC_CHUNK,
                     help="examples per vmapped Jacobian call (memory vs speed)")
+    ap.add_argument("--workloads", default="mlp,cnn",
+                    help="comma-separated: mlp, cnn (the JAX peer has no others)")
     args = ap.parse_args()
     if args.repeats < 1:
         sys.exit("peer_jax: --repeats must be >= 1")
+    names = []
+    for w in args.workloads.split(","):
+        w = w.strip()
+        if w not in ("mlp", "cnn"):
+            sys.exit(f"peer_jax: unknown workload {w!r} (mlp, cnn)")
+        if w not in names:
+            names.append(w)
     if args.jac_chunk < 1:
         sys.exit("peer_jax: --jac-chunk must be >= 1")
 
@@ -395,12 +415,19 @@ def main():
 
     res = {}
     xf = x.reshape(x.shape[0], -1)
-    r = run_workload("mlp", mlp_logits, mlp_params, xf[:256], y[:256], xf, args.repeats,
-                     args.jac_chunk)
-    res.update({f"mlp_{k}": r[k] for k in TIMING_KEYS})
-    r = run_workload("cnn", cnn_logits, cnn_params, x[:128], y[:128], x, args.repeats,
-                     args.jac_chunk)
-    res.update({f"cnn_{k}": r[k] for k in TIMING_KEYS})
+    for name in names:
+        t0 = time.perf_counter()
+        if name == "mlp":
+            r = run_workload("mlp", mlp_logits, mlp_params, xf[:256], y[:256], xf, args.repeats,
+                             args.jac_chunk)
+        else:
+            r = run_workload("cnn", cnn_logits, cnn_params, x[:128], y[:128], x, args.repeats,
+                             args.jac_chunk)
+        res.update({f"{name}_{k}": r[k] for k in TIMING_KEYS})
+        # the process's peak so far (ru_maxrss cannot be reset): one workload per process
+        # (bench/compare.py) gives the workload's own
+        res[f"{name}_peak_rss_mb"] = peak_rss_mb()
+        res[f"{name}_wall_s"] = time.perf_counter() - t0
     res["peak_rss_mb"] = peak_rss_mb()
     res["jax_version"] = jax.__version__
     res["threads"] = os.cpu_count()
@@ -411,12 +438,11 @@ def main():
     else:
         print(f"JAX {res['jax_version']} CPU, {res['threads']} threads, "
               f"median of {args.repeats}")
-        print(f"{'quantity':<24}{'mlp':>14}{'cnn':>14}")
+        print(f"{'quantity':<24}" + "".join(f"{n:>14}" for n in names))
         for k in TIMING_KEYS:
-            a, b = res[f"mlp_{k}"], res[f"cnn_{k}"]
-            fa = f"{a:.4g}" if isinstance(a, float) else str(a)
-            fb = f"{b:.4g}" if isinstance(b, float) else str(b)
-            print(f"{k:<24}{fa:>14}{fb:>14}")
+            vals = [res[f"{n}_{k}"] for n in names]
+            print(f"{k:<24}" + "".join(
+                f"{v:>14.4g}" if isinstance(v, float) else f"{v!s:>14}" for v in vals))
         print(f"{'peak_rss_mb':<24}{res['peak_rss_mb']:>14.1f}")
 
 

@@ -404,6 +404,14 @@ fn bad_input_gives_one_line() {
         &bin().args(["run", "--model", "cnn"]).output().unwrap(),
         "CNN",
     );
+    // a bench workload that does not exist is refused before anything is timed
+    one_line_error(
+        &bin()
+            .args(["bench", "--workloads", "mlp,resnet18_w0"])
+            .output()
+            .unwrap(),
+        "unknown bench workload",
+    );
     // weights that are not safetensors; weights that do not fit the data
     std::fs::write(d.join("w.safetensors"), b"not a model").unwrap();
     one_line_error(

@@ -350,6 +350,9 @@ pub struct BenchArgs {
     /// Timed repeats per quantity (median reported).
     #[arg(long, default_value_t = 10)]
     pub repeats: usize,
+    /// Workloads, comma-separated: mlp, cnn, resnet18_wN, vgg11bn_wN (base width N, e.g. 8, 16), or all.
+    #[arg(long, value_delimiter = ',', default_value = "mlp,cnn")]
+    pub workloads: Vec<String>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use curvlab::backend::BackendKind;
-use curvlab_lab::bench::BenchOptions;
+use curvlab_lab::bench::{BenchOptions, BenchWorkload};
 use serde_json::Value;
 
 use crate::cli::BenchArgs;
@@ -19,6 +19,7 @@ pub fn bench(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
             .map(|b| BackendKind::from(*b))
             .collect(),
         repeats: args.repeats,
+        workloads: BenchWorkload::parse_list(&args.workloads)?,
     };
     let obj = curvlab_lab::bench::bench(&opts, &mut |m| eprintln!("{m}"))?;
     if let Some(path) = &args.out {
