@@ -10,7 +10,7 @@
 
 use curvlab::record::MetricsRow;
 
-use crate::plot::fmt_num;
+use curvlab::axis::format_value as fmt_num;
 
 /// The bound's state at one row.
 #[derive(Clone, Debug, PartialEq)]

@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use curvlab::mechanism::JacobianExample;
 use curvlab::regions::Regions;
 
-use crate::plot::{fmt_num, PALETTE};
+use curvlab::axis::format_value as fmt_num;
+
+use crate::plot::PALETTE;
 use crate::protocol::Thumb;
 
 /// View box (square plot area plus a caption).

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use curvlab::slice::LossSlice;
 
-use crate::plot::fmt_num;
+use curvlab::axis::format_value as fmt_num;
 
 /// View box of the panel (narrower than the line plots, so its text stays
 /// legible on a phone: 14 units are ≥ 12 px from 343 px of width up).
