@@ -49,7 +49,7 @@ fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// Reads the first n CIFAR-10 training records and normalises them as SPEC says,
+/// Reads the first n CIFAR-10 training records and normalises them as docs/measurements.md "Data and inputs" says,
 /// independently of curvlab's loader.
 fn cifar_first(n: usize) -> (Vec<f64>, Vec<u32>) {
     let bytes = std::fs::read(cifar_dir().join("data_batch_1.bin")).unwrap();
@@ -205,7 +205,7 @@ fn measure_matches_exact_reference_on_real_cifar() {
 }
 
 /// GD on an MLP on a few hundred real CIFAR-10 images lowers the loss and
-/// raises sharpness; metrics.jsonl parses and holds every SPEC field.
+/// raises sharpness; metrics.jsonl parses and holds every field of docs/measurements.md "Interfaces".
 #[test]
 fn run_on_real_cifar_sharpens() {
     let out = tmp("cifar-run");

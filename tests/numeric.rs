@@ -149,7 +149,7 @@ fn check_sharpness(arch: Architecture, loss: LossConfig, tol: f64) {
     }
 }
 
-// Tolerance: relative error ≤ 1e-3 of λ₁ (SPEC/issue); observed ~1e-5.
+// Tolerance: relative error ≤ 1e-3 of λ₁ (the project's accuracy target); observed ~1e-5.
 #[test]
 fn sharpness_tanh_mlp_cross_entropy() {
     check_sharpness(

@@ -533,6 +533,119 @@ steps = 20
     assert!(runs_csv.contains(",not started,"));
 }
 
+/// The claims of a sweep file, checked by `curvlab report` on hand-made runs.
+///
+/// Five finished runs over lr = 0.1 … 0.5 (one stratum), final (gap, sharpness,
+/// jac) = (0.1·(i+1), [1, 3, 2, 5, 4], [5, 4, 3, 2, 1]) after a first row whose
+/// jac 10 + i is each run's peak. By hand: ρ(lr, final sharpness) = 0.8;
+/// ρ(lr, peak jac) = 1 (every resample too: holds, interval [1, 1]);
+/// ρ(lr, final jac) = −1 (fails when claimed increasing); the comparison
+/// |ρ(gap, jac)| − |ρ(gap, sharpness)| = 1 − 0.8 = 0.2. A second report
+/// writes the same claims.json.
+#[test]
+fn report_checks_the_sweep_files_claims() {
+    let d = tmp("claims");
+    let sweep = d.join("s.toml");
+    std::fs::write(
+        &sweep,
+        r#"
+name = "claims"
+[base]
+steps = 20
+[axes]
+"optim.lr" = [0.1, 0.2, 0.3, 0.4, 0.5]
+[[claims]]
+kind = "trend"
+claim = "sharpness rises with lr"
+setting = "optim.lr"
+quantity = "sharpness"
+expect = "increasing"
+[[claims]]
+kind = "trend"
+claim = "peak jac rises with lr"
+setting = "optim.lr"
+quantity = "jac_softmax_max"
+at = "peak"
+expect = "increasing"
+[[claims]]
+kind = "trend"
+claim = "final jac rises with lr"
+setting = "optim.lr"
+quantity = "jac_softmax_max"
+expect = "increasing"
+[[claims]]
+kind = "comparison"
+claim = "gap follows jac"
+target = "gen_gap"
+better = "jac_softmax_max"
+worse = "sharpness"
+"#,
+    )
+    .unwrap();
+    let m = plan_json(&sweep, &[]);
+    assert_eq!(m["claims"].as_array().unwrap().len(), 4);
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("sweep.json"), m.to_string()).unwrap();
+    let runs = m["runs"].as_array().unwrap();
+    let sharp = [1.0, 3.0, 2.0, 5.0, 4.0];
+    for (i, r) in runs.iter().enumerate() {
+        let gap = 0.1 * (i + 1) as f64;
+        hand_run(
+            &out.join(r["dir"].as_str().unwrap()),
+            &r["config"],
+            &[
+                (gap, sharp[i], 10.0 + i as f64),
+                (gap, sharp[i], 5.0 - i as f64),
+            ],
+            "finished",
+        );
+    }
+    ok(&run(bin().arg("report").arg(&out)));
+    let path = out.join("report/claims.json");
+    let first = std::fs::read_to_string(&path).unwrap();
+    let claims: Value = serde_json::from_str(&first).unwrap();
+    let c = claims.as_array().unwrap();
+    assert_eq!(c.len(), 4);
+    for k in [
+        "preset",
+        "claim",
+        "statistic",
+        "value",
+        "interval",
+        "verdict",
+        "n_runs",
+    ] {
+        assert!(c.iter().all(|x| x.get(k).is_some()), "{k}: {first}");
+    }
+    let val = |i: usize| c[i]["value"].as_f64().unwrap();
+    let interval = |i: usize| -> (f64, f64) {
+        let a = c[i]["interval"].as_array().unwrap();
+        (a[0].as_f64().unwrap(), a[1].as_f64().unwrap())
+    };
+    assert_eq!(c[0]["preset"], "claims");
+    assert_eq!(c[0]["n_runs"], 5);
+    assert!((val(0) - 0.8).abs() < 1e-12, "{first}");
+    let (lo, hi) = interval(0);
+    assert!(lo <= 0.8 && 0.8 <= hi, "{first}");
+    assert!((val(1) - 1.0).abs() < 1e-12, "{first}");
+    let (lo, hi) = interval(1);
+    assert!(
+        (lo - 1.0).abs() < 1e-12 && (hi - 1.0).abs() < 1e-12,
+        "{first}"
+    );
+    assert_eq!(c[1]["verdict"], "holds");
+    assert!((val(2) + 1.0).abs() < 1e-12, "{first}");
+    assert_eq!(c[2]["verdict"], "fails");
+    assert!((val(3) - 0.2).abs() < 1e-12, "{first}");
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(md.contains("## The paper's claims"), "{md}");
+    assert!(md.contains("| peak jac rises with lr | all runs |"), "{md}");
+    // The same runs give the same claims.json.
+    ok(&run(bin().arg("report").arg(&out)));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+}
+
 /// Every preset expands at every scale (on the real CIFAR-10 directory).
 #[test]
 fn presets_expand_at_every_scale() {

@@ -1,7 +1,7 @@
 //! Data augmentation and mixup on host batches (issue 3, "Regimes").
 //!
 //! Batches are host `f32` slices, batch-major: inputs `x` of length B·d with
-//! each example an image in (c, h, w) order (d = c·h·w, the order of SPEC "Data
+//! each example an image in (c, h, w) order (d = c·h·w, the order of docs/measurements.md "Data
 //! and inputs"), targets `t` of length B·C (one-hot or label-smoothed rows).
 //! Every random number comes from [`crate::rng::Rng`], so a seed gives the same
 //! batches on every backend.

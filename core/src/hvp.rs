@@ -1,4 +1,4 @@
-//! Hessian- and Gauss–Newton-vector products of ℓ_S at θ (SPEC "Sharpness").
+//! Hessian- and Gauss–Newton-vector products of ℓ_S at θ (docs/measurements.md "Sharpness").
 //!
 //! burn has no double backward, so
 //!

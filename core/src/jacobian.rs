@@ -1,4 +1,4 @@
-//! Exact per-example input–output Jacobian spectral norms (SPEC "Jacobian norm").
+//! Exact per-example input–output Jacobian spectral norms (docs/measurements.md "Jacobian norms").
 //!
 //! For each example, the logit Jacobian J_i = ∂f(x_i)/∂x ∈ R^{C×d} and the
 //! softmax Jacobian A_i·J_i with A_i = diag(p_i) − p_i p_iᵀ; ‖J‖₂ = sqrt(λ_max(J Jᵀ)),

@@ -1,4 +1,4 @@
-//! Losses c(z, t) (SPEC "Losses").
+//! Losses c(z, t) (docs/measurements.md "Losses").
 //!
 //! - cross-entropy c(z, t) = −Σ_k t_k log softmax(z)_k; the "KL form"
 //!   c − H(t) = KL(t ‖ softmax(z)) is reported beside it (zero at a perfect fit);

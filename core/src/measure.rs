@@ -1,4 +1,4 @@
-//! One measurement of everything SPEC defines, on a model at θ: train/test loss
+//! One measurement of everything docs/measurements.md defines, on a model at θ: train/test loss
 //! and accuracy (eval mode), sharpness (top-k Hessian eigenvalues with
 //! residuals), the Gauss–Newton top eigenvalue, exact per-example Jacobian
 //! norms, and the Theorem 5.1 data bound; and, when switched on, the

@@ -142,7 +142,7 @@ pub struct LossEval {
 }
 
 /// Evaluates ℓ_S, its KL form, accuracy and the largest per-example loss, in
-/// eval mode (BatchNorm running statistics), as SPEC's losses and gap are.
+/// eval mode (BatchNorm running statistics), as docs/measurements.md defines the losses and gap.
 pub async fn evaluate(model: &Model, sample: &Sample, loss: &LossConfig) -> Result<LossEval> {
     let (arch, params) = (&model.arch, &model.params[..]);
     let mut sum = 0.0;

@@ -1,4 +1,4 @@
-//! The results schema (SPEC "Interfaces"): one [`MetricsRow`] per measurement,
+//! The results schema (docs/measurements.md "Interfaces"): one [`MetricsRow`] per measurement,
 //! written as one JSON line of `metrics.jsonl`. One definition serves the CLI
 //! and the browser.
 //!

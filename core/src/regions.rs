@@ -11,8 +11,9 @@
 use burn::tensor::{activation, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::read_vec;
 use crate::data::Dataset;
-use crate::models::{read_vec, Model};
+use crate::models::Model;
 use crate::{Error, Result};
 
 /// A rectangle of the input plane: x in [x0, x1], y in [y0, y1].
@@ -119,19 +120,19 @@ pub async fn decision_regions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{Activation, Architecture};
+    use crate::models::{Activation, Architecture, Mlp};
     use crate::Block;
     use burn::tensor::Device;
 
     #[test]
     fn a_linear_model_splits_the_plane_where_its_logits_cross() {
         let dev = Device::flex();
-        let arch = Architecture::Mlp {
+        let arch = Architecture::Mlp(Mlp {
             input_dim: 2,
             hidden: vec![],
             classes: 2,
             activation: Activation::Tanh,
-        };
+        });
         // logits (x, −x): class 0 where x > 0, with probability σ(2x).
         let model =
             Model::from_host(&arch, &[vec![1.0, 0.0, -1.0, 0.0], vec![0.0, 0.0]], &dev).unwrap();

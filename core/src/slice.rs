@@ -25,8 +25,9 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::read_vec;
 use crate::loss::LossConfig;
-use crate::models::{forward_bn, read_vec, Bn, BnMode, Gates, Model};
+use crate::models::{forward_bn, Bn, BnMode, Gates, Model};
 use crate::objective::{flatten, loss_and_gradient, unflatten_from_host, Sample};
 use crate::{Error, Result};
 
@@ -224,7 +225,7 @@ mod tests {
     use super::*;
     use crate::data::Dataset;
     use crate::loss::LossKind;
-    use crate::models::{Activation, Architecture};
+    use crate::models::{Activation, Architecture, Mlp};
     use crate::rng::Rng;
     use crate::Block;
     use burn::tensor::Device;
@@ -252,12 +253,12 @@ mod tests {
             label_smoothing: 0.0,
             target_scale: 1.0,
         };
-        let arch = Architecture::Mlp {
+        let arch = Architecture::Mlp(Mlp {
             input_dim: d,
             hidden: vec![],
             classes: c,
             activation: Activation::Tanh,
-        };
+        });
         let model = Model::init(&arch, 3, &dev).unwrap();
         // Chunks of 10: the slice sums over chunks like the objective.
         let sample = Sample::new(&data, &loss, 10, &dev).unwrap();
@@ -381,12 +382,12 @@ mod tests {
             name: "two".into(),
         };
         let loss = LossConfig::default();
-        let arch = Architecture::Mlp {
+        let arch = Architecture::Mlp(Mlp {
             input_dim: 2,
             hidden: vec![3],
             classes: 2,
             activation: Activation::Tanh,
-        };
+        });
         let model = Model::init(&arch, 0, &dev).unwrap();
         let sample = Sample::new(&data, &loss, 8, &dev).unwrap();
         let p = arch.num_params();

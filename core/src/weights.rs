@@ -1,4 +1,4 @@
-//! Weights as safetensors in PyTorch's layout and names (SPEC "Interfaces"),
+//! Weights as safetensors in PyTorch's layout and names (docs/measurements.md "Interfaces"),
 //! so a model moves to and from PyTorch: MLP `layers.{i}.weight` `[out, in]`
 //! and `layers.{i}.bias` `[out]`; CNN `features.{j}.*`, `classifier.*`.
 //!

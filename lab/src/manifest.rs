@@ -9,6 +9,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::report::ClaimSpec;
+
 /// How the report draws the sweep figure.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportOptions {
@@ -35,6 +37,9 @@ pub struct Manifest {
     /// True when some run reads CIFAR data and no directory was given (plan only).
     #[serde(default)]
     pub data_missing: bool,
+    /// The claims `curvlab report` checks on the runs (the sweep file's `[[claims]]`).
+    #[serde(default)]
+    pub claims: Vec<ClaimSpec>,
 }
 
 /// One group of a manifest and its axes (the file's `[axes]`, then its own).
@@ -118,7 +123,21 @@ impl Manifest {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the sweep directory", dir.display()))?;
         match Manifest::read(dir)? {
-            Some(old) => self.check_same_sweep(&old, dir)?,
+            Some(old) => {
+                self.check_same_sweep(&old, dir)?;
+                // Claims are analysis, not runs: a sweep file that states them
+                // anew (or a newer curvlab that reads them) updates them.
+                if old.claims != self.claims {
+                    let updated = Manifest {
+                        claims: self.claims.clone(),
+                        ..old
+                    };
+                    curvlab::atomic::write(
+                        &dir.join("sweep.json"),
+                        (serde_json::to_string_pretty(&updated)? + "\n").as_bytes(),
+                    )?;
+                }
+            }
             None => curvlab::atomic::write(
                 &dir.join("sweep.json"),
                 (serde_json::to_string_pretty(self)? + "\n").as_bytes(),

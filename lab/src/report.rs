@@ -16,8 +16,11 @@
 //! unfinished or never started are listed as such and left out of the
 //! figures' statistics and the correlations, never silently dropped.
 
+mod claims;
 mod figures;
 mod stats;
+
+pub use claims::{At, Bootstrap, ClaimResult, ClaimSpec, Direction};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -122,6 +125,23 @@ fn field(r: &Row, key: &str) -> Option<f64> {
     r.get(key)
 }
 
+/// The metrics-row fields a claim may read.
+pub const CLAIM_QUANTITIES: &[&str] = &[
+    "sharpness",
+    "gn_sharpness",
+    "jac_softmax_max",
+    "jac_softmax_mean",
+    "jac_logit_max",
+    "jac_logit_mean",
+    "gen_gap",
+    "acc_gap",
+    "train_acc",
+    "test_acc",
+    "train_loss_kl",
+    "test_loss_kl",
+    "bound_b",
+];
+
 /// 2/η is drawn beside sharpness that reaches this fraction of it.
 const EOS_NEAR: f64 = 0.25;
 
@@ -157,6 +177,8 @@ pub struct Sweep {
 /// What `write` produced.
 pub struct Written {
     pub files: Vec<PathBuf>,
+    /// The claims' results (also in `claims.json`).
+    pub claims: Vec<ClaimResult>,
     pub correlations_md: String,
     pub counts: BTreeMap<&'static str, usize>,
 }
@@ -378,6 +400,7 @@ fn infer_manifest(dir: &Path) -> Result<Manifest> {
         report: ReportOptions::default(),
         runs,
         data_missing: false,
+        claims: Vec::new(),
     })
 }
 
@@ -920,6 +943,18 @@ pub fn write(s: &Sweep, out: &Path) -> Result<Written> {
         files.push(p);
     }
 
+    // The paper's claims, checked.
+    let boot = Bootstrap::default();
+    let claim_results = claims::evaluate(s, &boot);
+    if !s.manifest.claims.is_empty() {
+        let p = out.join("claims.json");
+        curvlab::atomic::write(
+            &p,
+            (serde_json::to_string_pretty(&claim_results)? + "\n").as_bytes(),
+        )?;
+        files.push(p);
+    }
+
     // Every run, its status and final values.
     let axis_paths: Vec<String> = {
         let mut v: Vec<String> = Vec::new();
@@ -1006,6 +1041,11 @@ pub fn write(s: &Sweep, out: &Path) -> Result<Written> {
     if s.inferred {
         rep += "No sweep.json: the runs are the directories holding a config.json, and the \
                 axes the configuration fields that differ between them.\n\n";
+    }
+    if !claim_results.is_empty() {
+        rep += "## The paper's claims\n\n";
+        rep += &claims::markdown(&claim_results, &boot);
+        rep.push('\n');
     }
     rep += "## Rank correlations with the generalisation gap\n\n";
     rep += corr_note;
@@ -1113,6 +1153,7 @@ pub fn write(s: &Sweep, out: &Path) -> Result<Written> {
     files.push(p);
     Ok(Written {
         files,
+        claims: claim_results,
         correlations_md: md,
         counts,
     })

@@ -50,6 +50,7 @@ use toml::{Table, Value};
 
 use crate::manifest::{Manifest, ManifestAxis, ManifestGroup, ManifestRun, ReportOptions, Setting};
 use crate::presets;
+use crate::report::ClaimSpec;
 
 /// The scale a sweep runs at unless told otherwise: the file as written.
 pub const DEFAULT_SCALE: &str = "paper";
@@ -103,6 +104,7 @@ pub struct SweepFile {
     groups: Vec<GroupSpec>,
     scales: Vec<(String, ScaleSpec)>,
     report: ReportOptions,
+    claims: Vec<ClaimSpec>,
 }
 
 /// What the command line adds to an expansion.
@@ -489,10 +491,14 @@ impl SweepFile {
                 }
             }
         }
+        let claims = match t.remove("claims") {
+            None => Vec::new(),
+            Some(v) => parse_claims(v, source, &axes, &groups)?,
+        };
         no_more_keys(
             &t,
             source,
-            "name, description, trials, seeds, base, axes, groups, scales, report",
+            "name, description, trials, seeds, base, axes, groups, scales, report, claims",
         )?;
         Ok(SweepFile {
             name,
@@ -505,6 +511,7 @@ impl SweepFile {
             groups,
             scales,
             report,
+            claims,
         })
     }
 
@@ -693,8 +700,45 @@ impl SweepFile {
             report: self.report.clone(),
             runs,
             data_missing,
+            claims: self.claims.clone(),
         })
     }
+}
+
+/// The `[[claims]]` of a sweep file; a trend's setting must be an axis.
+fn parse_claims(
+    v: Value,
+    source: &str,
+    axes: &[AxisSpec],
+    groups: &[GroupSpec],
+) -> Result<Vec<ClaimSpec>> {
+    let Value::Array(items) = v else {
+        bail!("{source}: 'claims' must be an array of tables ([[claims]])");
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let ctx = format!("{source}: claim {}", i + 1);
+        let spec: ClaimSpec = item
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow!("{ctx}: {}", one_line(&e.to_string())))?;
+        spec.check().map_err(|e| anyhow!("{ctx}: {e}"))?;
+        if let Some(setting) = spec.setting() {
+            let known = axes.iter().chain(groups.iter().flat_map(|g| g.axes.iter()));
+            if !known.clone().any(|a| a.path == setting) {
+                bail!("{ctx}: setting '{setting}' is not an axis of the sweep");
+            }
+        }
+        for q in spec.quantities() {
+            if !crate::report::CLAIM_QUANTITIES.contains(&q) {
+                bail!(
+                    "{ctx}: unknown quantity '{q}' (one of {})",
+                    crate::report::CLAIM_QUANTITIES.join(", ")
+                );
+            }
+        }
+        out.push(spec);
+    }
+    Ok(out)
 }
 
 /// True when one path is the other or lies inside it.

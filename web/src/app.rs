@@ -1067,7 +1067,7 @@ fn redraw(a: &App) {
             &[("class", "setup")],
             &format!(
                 "{model} {act:?}, {p} params · {loss} · η = {lr}",
-                model = model_name(c),
+                model = c.model.summary(),
                 act = c.model.activation,
                 p = r.info.params,
                 loss = match c.loss.kind {
@@ -1113,17 +1113,6 @@ fn redraw(a: &App) {
         ),
     };
     by_id::<Element>("data-name").set_text_content(Some(&data));
-}
-
-/// "MLP 128×128", "CNN 8-16", "ResNet18".
-fn model_name(c: &curvlab::experiment::RunConfig) -> String {
-    let join =
-        |v: &[usize], sep: &str| v.iter().map(usize::to_string).collect::<Vec<_>>().join(sep);
-    match c.model.kind {
-        curvlab::experiment::ModelKind::Mlp => format!("MLP {}", join(&c.model.hidden, "×")),
-        curvlab::experiment::ModelKind::Cnn => format!("CNN {}", join(&c.model.channels, "-")),
-        other => other.display_name().to_string(),
-    }
 }
 
 /// The progress line: steps, the latest step's loss, when the next

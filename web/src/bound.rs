@@ -10,7 +10,7 @@
 
 use curvlab::record::MetricsRow;
 
-use curvlab::axis::format_value as fmt_num;
+use curvlab::axis::format_value;
 
 /// The bound's state at one row.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,19 +51,19 @@ impl BoundNote {
         if self.active() {
             let j = self
                 .jmax
-                .map(|j| format!(" (measured: {})", fmt_num(j)))
+                .map(|j| format!(" (measured: {})", format_value(j)))
                 .unwrap_or_default();
             format!(
                 "Theorem 5.1: every example is fitted within Δ/2 (ℓ = {} < Δ/2 = {}), so the data force max‖J‖ ≥ B = {}{j}.",
-                fmt_num(self.ell),
-                fmt_num(self.half_gap),
-                fmt_num(self.b)
+                format_value(self.ell),
+                format_value(self.half_gap),
+                format_value(self.b)
             )
         } else {
             format!(
                 "Theorem 5.1's bound B is 0 so far: it needs every example fitted within Δ/2, and the worst-fitted one is not yet (ℓ = {} > Δ/2 = {}).",
-                fmt_num(self.ell),
-                fmt_num(self.half_gap)
+                format_value(self.ell),
+                format_value(self.half_gap)
             )
         }
     }
@@ -71,12 +71,12 @@ impl BoundNote {
     /// The legend's short form.
     pub fn short(&self) -> String {
         if self.active() {
-            format!("bound B {}", fmt_num(self.b))
+            format!("bound B {}", format_value(self.b))
         } else {
             format!(
                 "bound: ℓ {} > Δ/2 {}",
-                fmt_num(self.ell),
-                fmt_num(self.half_gap)
+                format_value(self.ell),
+                format_value(self.half_gap)
             )
         }
     }

@@ -194,7 +194,7 @@ impl Panel {
 }
 
 /// (max, mean) of the Jacobian the loss is applied to: softmax for
-/// cross-entropy, logits for the square loss (SPEC, Theorem 5.1).
+/// cross-entropy, logits for the square loss (docs/measurements.md "Jacobian norms", Theorem 5.1).
 pub fn jac(r: &MetricsRow, loss: LossKind) -> (Option<f64>, Option<f64>) {
     match loss {
         LossKind::CrossEntropy => (r.jac_softmax_max, r.jac_softmax_mean),

@@ -11,10 +11,9 @@ use std::fmt::Write as _;
 use curvlab::mechanism::JacobianExample;
 use curvlab::regions::Regions;
 
-use curvlab::axis::format_value as fmt_num;
-
 use crate::plot::PALETTE;
 use crate::protocol::Thumb;
+use curvlab::axis::format_value;
 
 /// View box (square plot area plus a caption).
 pub const WIDTH: f64 = 400.0;
@@ -122,7 +121,7 @@ pub fn plane_svg(
             r##"<g class="top-jacobian"><circle cx="{cx:.1}" cy="{cy:.1}" r="7.5" fill="none" stroke="#000" stroke-width="2"><title>example {i} (class {k}): ‖J‖ = {n}, rank {r}</title></circle><text x="{tx:.1}" y="{ty:.1}" font-size="14" font-weight="700" fill="#000">{r}</text></g>"##,
             i = e.index,
             k = e.label,
-            n = fmt_num(e.norm),
+            n = format_value(e.norm),
             r = rank + 1,
             tx = cx + 8.0,
             ty = cy - 7.0
@@ -151,7 +150,7 @@ pub fn plane_svg(
             r##"<text x="{kx:.1}" y="{y:.1}" fill="#222" font-size="14">{r}. ‖J‖ = {n}</text>"##,
             y = TOP + 116.0 + 18.0 * rank as f64,
             r = rank + 1,
-            n = fmt_num(e.norm)
+            n = format_value(e.norm)
         );
     }
     let _ = write!(
@@ -187,7 +186,7 @@ pub fn images_svg(top: &[JacobianExample], thumbs: &[Thumb], class_names: &[&str
             y = TOP + 12.0,
             b = base64(&bmp(&t.rgb, 32, 32)),
             idx = e.index,
-            n = fmt_num(e.norm),
+            n = format_value(e.norm),
             ty = TOP + size + 30.0,
             ty2 = TOP + size + 47.0,
         );

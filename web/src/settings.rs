@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataKind {
-    /// The synthetic δ-good set (SPEC "Data and inputs").
+    /// The synthetic δ-good set (docs/measurements.md "Data and inputs").
     Synthetic,
     /// The 2-D toy set (spirals or rings).
     Toy,

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use curvlab::slice::LossSlice;
 
-use curvlab::axis::format_value as fmt_num;
+use curvlab::axis::format_value;
 
 /// View box of the panel (narrower than the line plots, so its text stays
 /// legible on a phone: 14 units are ≥ 12 px from 343 px of width up).
@@ -129,7 +129,7 @@ pub fn slice_svg(slice: Option<&LossSlice>, color: &str, note: &str) -> String {
             out,
             r##"<polyline class="quadratic" fill="none" stroke="#999" stroke-width="1.4" stroke-dasharray="5 4" points="{}"><title>ℓ(θ) + (g·u)t + ½λt², λ = {}</title></polyline>"##,
             model.trim_end(),
-            fmt_num(s.curvature)
+            format_value(s.curvature)
         );
     }
     let pts: Vec<String> =
@@ -151,9 +151,9 @@ pub fn slice_svg(slice: Option<&LossSlice>, color: &str, note: &str) -> String {
         r##"<defs><marker id="arrowhead" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#222"/></marker></defs><path class="gd-step" d="M{x0:.1},{y0:.1} Q{mx:.1},{my:.1} {x1:.1},{y1:.1}" fill="none" stroke="#222" stroke-width="1.6" marker-end="url(#arrowhead)"><title>one GD step: t moves by −η·(g·u) = {ts}</title></path><circle cx="{x0:.1}" cy="{y0:.1}" r="6" fill="{color}" stroke="#fff" stroke-width="1.5"><title>θ now: loss {l0}</title></circle><circle class="landing" cx="{x1:.1}" cy="{y1:.1}" r="6" fill="#fff" stroke="#222" stroke-width="2"><title>after one GD step: loss along u {l1}</title></circle>"##,
         mx = (x0 + x1) / 2.0,
         my = y0.min(y1) - lift,
-        ts = fmt_num(s.t_step),
-        l0 = fmt_num(s.loss0),
-        l1 = fmt_num(s.loss_step)
+        ts = format_value(s.t_step),
+        l0 = format_value(s.loss0),
+        l1 = format_value(s.loss_step)
     );
     // Labels under the frame, never on the curve.
     let c = s.contraction();
@@ -165,9 +165,9 @@ pub fn slice_svg(slice: Option<&LossSlice>, color: &str, note: &str) -> String {
         y2 = TOP + ph + 40.0,
         y3 = TOP + ph + 60.0,
         id = landing.id(),
-        l = fmt_num(s.curvature),
-        two = fmt_num(2.0 / s.lr),
-        c = fmt_num(c),
+        l = format_value(s.curvature),
+        two = format_value(2.0 / s.lr),
+        c = format_value(c),
         why = esc(short(landing))
     );
     out.push_str("</svg>");

@@ -10,7 +10,7 @@
 //!   directory holds `train.bin` and `test.bin`. A `train.bin`/`test.bin` pair
 //!   in the CIFAR-10 layout is accepted too.
 //!
-//! Pixels are normalised as in SPEC "Data and inputs":
+//! Pixels are normalised as in docs/measurements.md "Data and inputs":
 //! x = s_in · (u/255 − m_c)/σ_c with the per-channel [`MEAN`] m and [`STD`] σ,
 //! stored in file order (c, h, w), so an example is `[3, 32, 32]`.
 

@@ -1,8 +1,8 @@
 //! Datasets as host arrays: CIFAR-10/100 binary files ([`cifar`]), the synthetic
-//! δ-good data of SPEC ([`synthetic`]), a 2-D toy set for the browser
+//! δ-good data of docs/measurements.md "Data and inputs" ([`synthetic`]), a 2-D toy set for the browser
 //! explainer ([`toy`]), and subsets ([`Dataset::subset`]).
 //!
-//! Inputs are stored already normalised (SPEC "Data and inputs"), row-major,
+//! Inputs are stored already normalised (docs/measurements.md "Data and inputs"), row-major,
 //! one example after another, in the order (c, h, w) for images.
 
 pub mod cifar;

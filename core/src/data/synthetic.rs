@@ -1,4 +1,4 @@
-//! The δ-good synthetic dataset of SPEC "Data and inputs" — curvlab's embedded
+//! The δ-good synthetic dataset of docs/measurements.md "Data and inputs" — curvlab's embedded
 //! default dataset, generated from a seed, never downloaded.
 //!
 //! * Latents z: uniform on the cube [0,1]^k ([`Domain::Cube`], z ∈ R^k), or

@@ -21,7 +21,7 @@ pub const BN_MOMENTUM: f64 = 0.1;
 /// BatchNorm ε (PyTorch's default).
 pub const BN_EPS: f64 = 1e-5;
 
-/// Which BatchNorm statistics a measurement uses (SPEC "BatchNorm").
+/// Which BatchNorm statistics a measurement uses (docs/measurements.md "Sharpness", BatchNorm).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum BnMode {

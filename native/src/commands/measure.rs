@@ -1,4 +1,4 @@
-//! `curvlab measure`: one JSON object of SPEC's measurements for given MLP
+//! `curvlab measure`: one JSON object of the measurements in docs/measurements.md for given MLP
 //! weights on the first N training examples of a CIFAR-10 directory.
 
 use std::io::Write;
