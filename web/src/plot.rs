@@ -1584,8 +1584,17 @@ mod tests {
         let n = draw(Panel::Loss, &[lone(&r)], 40, 480.0);
         let train = n.find_class("line-train").unwrap();
         assert_eq!(train.get("points").unwrap().split(' ').count(), 3);
-        // The range is the data's (0.2 … 1.2), not whole decades.
-        let labels = texts(&n, "labels");
+        // The range is the data's (0.2 … 1.2), not whole decades: the y labels.
+        let labels: Vec<&str> = n
+            .children
+            .iter()
+            .find(|c| c.key == "labels")
+            .unwrap()
+            .children
+            .iter()
+            .filter(|c| c.key.starts_with('y'))
+            .map(|c| c.text.as_str())
+            .collect();
         assert!(
             labels.contains(&"0.2") && labels.contains(&"1"),
             "{labels:?}"
