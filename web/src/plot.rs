@@ -244,8 +244,8 @@ enum Dash {
     Solid,
     Dashed,
     Dotted,
-    /// The 2/η reference line.
-    DashDot,
+    /// Dash-dot: the 2/η reference line.
+    Reference,
 }
 
 impl Dash {
@@ -256,7 +256,7 @@ impl Dash {
             Dash::Dotted => n
                 .attr("stroke-dasharray", "1.5 4")
                 .attr("stroke-linecap", "round"),
-            Dash::DashDot => n.attr("stroke-dasharray", "10 3 2 3"),
+            Dash::Reference => n.attr("stroke-dasharray", "10 3 2 3"),
         }
     }
 
@@ -265,7 +265,7 @@ impl Dash {
             Dash::Solid => 2.0,
             Dash::Dashed => 1.6,
             Dash::Dotted => 2.4,
-            Dash::DashDot => 1.3,
+            Dash::Reference => 1.3,
         }
     }
 }
@@ -544,7 +544,7 @@ fn key_items(panel: Panel, series: &[Series], refs: &[RefLine]) -> Vec<KeyItem> 
             for r in refs {
                 items.push(KeyItem {
                     sample: if r.on_scale {
-                        Sample::Line(Dash::DashDot, Mark::None)
+                        Sample::Line(Dash::Reference, Mark::None)
                     } else {
                         Sample::Above
                     },
@@ -1040,13 +1040,13 @@ fn draw_refs(svg: &mut Node, g: &Geometry) {
             }
             d.push_str(&format!(" H{}", num(right)));
             grp.push(
-                Dash::DashDot
+                Dash::Reference
                     .apply(
                         Node::new("path", "line")
                             .attr("d", d)
                             .attr("fill", "none")
                             .attr("stroke", &r.color)
-                            .attr("stroke-width", Dash::DashDot.width())
+                            .attr("stroke-width", Dash::Reference.width())
                             .attr("class", "two-over-lr"),
                     )
                     .titled(what),
