@@ -234,13 +234,15 @@ test('a file that is not CIFAR gives one clear message, and the page keeps worki
     assert.equal(await page.locator('#plot-jacobian svg').count(), 0, 'no stale Jacobian plot');
     assert.match(await page.textContent('#plot-jacobian'), /No run loaded/);
     assert.equal(await page.isVisible('#plot-mechanism'), false);
-    const cut = await page.$eval('#ctl-data', (e) => {
+    // Every menu on show (dataset, backend, …) shows its whole choice.
+    const cut = await page.$$eval('select', (els) => els.filter((e) => e.offsetParent !== null).flatMap((e) => {
       const c = document.createElement('canvas').getContext('2d');
       c.font = getComputedStyle(e).font;
       // Every choice fits beside the menu's arrow (about 24 px).
-      return [...e.options].filter((o) => c.measureText(o.text).width + 24 > e.clientWidth).map((o) => o.text);
-    });
-    assert.deepEqual(cut, [], 'the dataset menu shows its whole choice');
+      return [...e.options].filter((o) => c.measureText(o.text).width + 24 > e.clientWidth).map((o) => `${e.id}: ${o.text}`);
+    }));
+    assert.deepEqual(cut, [], 'no menu cuts its choice off');
+    assert.ok(await page.isVisible('#ctl-backend'), 'the backend menu is among them');
     await page.screenshot({ path: await artifactPath('bad-file.png'), fullPage: true });
     // Back to the toy data: trains to the end.
     await page.selectOption('#ctl-data', 'toy');
@@ -476,11 +478,84 @@ test('phone width (390 px): sharpness first, legible text, no sideways scrolling
       return Math.min(...[...svg.querySelectorAll('text')].map((t) => parseFloat(t.getAttribute('font-size') ?? svg.getAttribute('font-size')) * scale));
     });
     assert.ok(mechText >= 12, `mechanism panel text ${mechText.toFixed(1)} px`);
+    // The line plots' text too: each is drawn at the width it is shown at.
+    const plotText = await page.$$eval('.plot:not([hidden]) svg[data-panel]', (svgs) => svgs.map((svg) => {
+      const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+      const sizes = [...svg.querySelectorAll('text')].map((t) => parseFloat(getComputedStyle(t).fontSize) * scale);
+      return [svg.dataset.panel, Math.min(...sizes)];
+    }));
+    assert.ok(plotText.length >= 5, JSON.stringify(plotText));
+    for (const [panel, px] of plotText) assert.ok(px >= 12, `${panel} plot text ${px.toFixed(1)} px`);
     // A short status line: one line at this width.
     const lines = await page.$eval('#progress', (e) => Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight || '20')));
     assert.ok(lines <= 2, `status line wraps to ${lines} lines`);
     await page.screenshot({ path: await artifactPath('phone-390.png'), fullPage: true });
     await page.screenshot({ path: await artifactPath('phone-390-first-screen.png') });
+  } finally {
+    await close();
+  }
+});
+
+test('plots hold still: patched in place, a hover read-out that survives training, labels off the curves', async (t) => {
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    const log = watchConsole(page);
+    t.after(() => { if (log.length) console.log(log.join('\n')); });
+    // Long enough to keep training while the pointer rests on the plot (rows every 2 steps).
+    await page.goto(`${site.url}?preset=sharpening&n=64&ntest=64&samples=64&width=32&depth=2&steps=3000&every=2&autoplay=1`);
+    await page.waitForFunction(() => (document.querySelector('#plot-sharpness polyline')?.getAttribute('points') ?? '').trim().split(/\s+/).length >= 3,
+      null, { timeout: 120_000 });
+    // Mark the elements: a rebuilt plot would lose the marks.
+    await page.evaluate(() => {
+      document.querySelector('#plot-sharpness svg').dataset.probe = 'svg';
+      document.querySelector('#plot-sharpness polyline').dataset.probe = 'line';
+    });
+    const points = () => page.$eval('#plot-sharpness polyline', (p) => p.getAttribute('points').trim().split(/\s+/).length);
+    const before = await points();
+    const frame = await page.$eval('#plot-sharpness rect[stroke="#999"]', (r) => { const b = r.getBoundingClientRect(); return { x: b.x, y: b.y, w: b.width, h: b.height }; });
+    await page.mouse.move(frame.x + frame.w * 0.05, frame.y + frame.h / 2);
+    await page.waitForSelector('#plot-sharpness .tip', { state: 'visible', timeout: 10_000 });
+    const tip1 = await page.textContent('#plot-sharpness .tip');
+    assert.match(tip1, /step \d+/);
+    assert.match(tip1, /Hessian \d/);
+    assert.match(tip1, /2\/η = [0-9.]+/);
+    // Training goes on for a while; the read-out stays, the plot is the same element.
+    await page.waitForTimeout(2500);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'playing');
+    assert.ok(await points() > before, 'rows arrived while hovering');
+    assert.equal(await page.isVisible('#plot-sharpness .tip'), true, 'the read-out survives new rows');
+    assert.match(await page.textContent('#plot-sharpness .tip'), /Hessian \d/);
+    assert.equal(await page.$eval('#plot-sharpness svg', (e) => e.dataset.probe ?? null), 'svg', 'the SVG is patched, not rebuilt');
+    assert.equal(await page.$eval('#plot-sharpness polyline', (e) => e.dataset.probe ?? null), 'line', 'the line is updated in place');
+    assert.equal(await page.locator('#plot-sharpness g.hover circle').count() >= 1, true, 'a marker on the hovered value');
+    await page.screenshot({ path: await artifactPath('plot-hover.png'), clip: { x: frame.x - 80, y: frame.y - 60, width: frame.w + 140, height: frame.h + 160 } });
+    await page.mouse.move(2, 2);
+    await page.waitForSelector('#plot-sharpness .tip', { state: 'hidden', timeout: 10_000 });
+    await page.click('#btn-play'); // pause
+    await waitForState(page, 'paused', 60_000);
+    // No text inside any plot area (titles, values and keys sit around it), and the
+    // Gauss–Newton line is visible on the Hessian's: ringed markers.
+    const inside = await page.$$eval('#plot-loss svg, #plot-sharpness svg, #plot-jacobian svg, #plot-accuracy svg', (svgs) => svgs.flatMap((svg) => {
+      const f = svg.querySelector('rect[stroke="#999"]')?.getBoundingClientRect();
+      if (!f) return [];
+      return [...svg.querySelectorAll('text')].filter((t) => {
+        const b = t.getBoundingClientRect();
+        return b.right > f.left + 1 && b.left < f.right - 1 && b.bottom > f.top + 1 && b.top < f.bottom - 1;
+      }).map((t) => `${svg.dataset.panel}: ${t.textContent}`);
+    }));
+    assert.deepEqual(inside, []);
+    assert.ok(await page.locator('#plot-sharpness g.run circle[fill="#fff"]').count() >= 1, 'Gauss–Newton rings');
+    // The axis comes from the data: the highest sharpness sits in the upper part of the plot.
+    const fill = await page.$eval('#plot-sharpness svg', (svg) => {
+      const f = svg.querySelector('rect[stroke="#999"]');
+      const top = Number(f.getAttribute('y'));
+      const h = Number(f.getAttribute('height'));
+      const ys = svg.querySelector('polyline').getAttribute('points').trim().split(/\s+/).map((p) => Number(p.split(',')[1]));
+      return (top + h - Math.min(...ys)) / h;
+    });
+    assert.ok(fill >= 0.35, `the sharpness reaches ${(100 * fill).toFixed(0)} % of the plot's height`);
+    await page.screenshot({ path: await artifactPath('plots-paused.png'), fullPage: true });
   } finally {
     await close();
   }

@@ -23,7 +23,7 @@ use crate::bound::BoundNote;
 use crate::dom::{by_id, document, download_blob, download_text, el, on, set_hidden, window};
 use crate::export::{to_csv, Export, RunExport};
 use crate::help::help;
-use crate::plot::{figure_svg, panel_svg, Panel, Series, PALETTE};
+use crate::plot::{figure_svg, Frame, Hover, Panel, Series, PALETTE};
 use crate::presets::{PRESETS, STORY};
 use crate::protocol::{BackendInfo, DataView, FromWorker, RunInfo, Thumb, ToWorker, Update};
 use crate::regions::{images_svg, plane_svg};
@@ -31,6 +31,7 @@ use crate::settings::{
     field, BackendPref, DataKind, FieldKind, PageState, RunPlan, Settings, Speed, FIELDS,
 };
 use crate::slice::slice_svg;
+use crate::svg::Live;
 
 /// Restarts of a crashed worker before the page gives up.
 const MAX_RESTARTS: u32 = 2;
@@ -94,6 +95,10 @@ struct App {
     working: Option<(String, f64)>,
     /// The run the mechanism panel shows.
     focus: usize,
+    /// The four plots on the page, patched in place ([`Panel::ALL`]'s order).
+    plots: RefCell<[Live; 4]>,
+    /// The plot under the pointer and the pointer's x in its SVG units.
+    hover: Option<(Panel, f64)>,
 }
 
 type Shared = Rc<RefCell<App>>;
@@ -132,6 +137,8 @@ pub fn start() {
         resume: false,
         working: None,
         focus: 0,
+        plots: RefCell::default(),
+        hover: None,
     }));
     set_state("starting");
     build_presets();
@@ -139,6 +146,7 @@ pub fn start() {
     build_controls(&app);
     bind_tooltips();
     bind_focus(&app);
+    bind_plots(&app);
     tick_working(&app);
     bind_toolbar(&app);
     bind_exports(&app);
@@ -964,6 +972,7 @@ fn series(a: &App) -> (Vec<Series<'_>>, u64) {
             rows: &r.rows,
             loss: r.info.config.loss.kind,
             full_batch: r.info.config.optim.batch_size == 0,
+            gap: r.info.config.loss.target_gap(),
         })
         .collect();
     let x_max = a.runs.iter().map(|r| r.info.steps).max().unwrap_or(1);
@@ -972,19 +981,25 @@ fn series(a: &App) -> (Vec<Series<'_>>, u64) {
 
 fn redraw(a: &App) {
     let (series, x_max) = series(a);
-    if a.runs.is_empty() {
-        // Nothing loaded (bad settings or file): no stale titles or axes.
-        for p in Panel::ALL {
-            by_id::<Element>(&format!("plot-{}", p.id())).set_inner_html(
+    let mut plots = a.plots.borrow_mut();
+    for (p, live) in Panel::ALL.into_iter().zip(plots.iter_mut()) {
+        let fig: HtmlElement = by_id(&format!("plot-{}", p.id()));
+        if a.runs.is_empty() {
+            // Nothing loaded (bad settings or file): no stale titles or axes.
+            fig.set_inner_html(
                 r#"<p class="placeholder">No run loaded — see the message above, or pick a preset.</p>"#,
             );
+            live.reset();
+            continue;
         }
-    } else {
-        for p in Panel::ALL {
-            by_id::<Element>(&format!("plot-{}", p.id()))
-                .set_inner_html(&panel_svg(p, &series, x_max));
-        }
+        // Drawn at the width it is shown at: one SVG unit is one CSS pixel.
+        let frame = Frame::for_width(fig.client_width() as f64);
+        let hover_x = a.hover.filter(|(hp, _)| *hp == p).map(|(_, x)| x);
+        let (node, hover) = crate::plot::panel(p, &series, x_max, frame, hover_x);
+        live.show(&fig, node);
+        show_tip(&fig, hover.as_ref(), frame.width);
     }
+    drop(plots);
     draw_mechanism(a);
     draw_spectrum(a);
     // Legend and latest values.
@@ -1223,7 +1238,7 @@ fn draw_mechanism(a: &App) {
         "sharpness is off"
     };
     let svg = slice_svg(m.and_then(|(m, _)| m.slice.as_ref()), color, note);
-    slice_fig.set_inner_html(&svg);
+    set_svg_text(&slice_fig, &svg);
     // Which run: one button per run, when there are several.
     set_hidden(&chooser, a.runs.len() < 2);
     if a.runs.len() >= 2 && chooser.child_element_count() as usize != a.runs.len() {
@@ -1272,11 +1287,14 @@ fn draw_mechanism(a: &App) {
         } => {
             set_hidden(&regions_fig, false);
             let regions = m.and_then(|(m, _)| m.regions.as_ref());
-            regions_fig.set_inner_html(&plane_svg(regions, points, labels, top, *classes));
+            set_svg_text(
+                &regions_fig,
+                &plane_svg(regions, points, labels, top, *classes),
+            );
         }
         DataView::Images { .. } => {
             set_hidden(&regions_fig, false);
-            regions_fig.set_inner_html(&images_svg(top, thumbs, &CIFAR10_CLASSES));
+            set_svg_text(&regions_fig, &images_svg(top, thumbs, &CIFAR10_CLASSES));
         }
         DataView::Other => set_hidden(&regions_fig, true),
     }
@@ -1307,9 +1325,122 @@ fn draw_spectrum(a: &App) {
         let fig: Element = by_id(id);
         set_hidden(&fig, !on);
         if let (true, Some(r)) = (on, run) {
-            fig.set_inner_html(&svg(&r.rows, color, note));
+            set_svg_text(&fig, &svg(&r.rows, color, note));
         }
     }
+}
+
+/// Replaces `host`'s content with `svg` only when it changed since the last
+/// time (a hash in `data-svg`): between measurements the mechanism panels
+/// hold still.
+fn set_svg_text(host: &Element, svg: &str) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    svg.hash(&mut h);
+    let tag = format!("{:016x}", h.finish());
+    if host.get_attribute("data-svg").as_deref() != Some(tag.as_str()) {
+        host.set_inner_html(svg);
+        host.set_attribute("data-svg", &tag).ok();
+    }
+}
+
+/// The hover read-out of a plot: a box beside the pointer's step with one
+/// line per value, updated in place while rows arrive.
+fn show_tip(fig: &HtmlElement, hover: Option<&Hover>, width: f64) {
+    let tip = match fig.query_selector(".tip").ok().flatten() {
+        Some(t) => t,
+        None => {
+            let t = el("div", &[("class", "tip"), ("role", "tooltip")], "");
+            fig.append_child(&t).ok();
+            t
+        }
+    };
+    let Some(h) = hover else {
+        set_hidden(&tip, true);
+        return;
+    };
+    set_hidden(&tip, false);
+    let text: Vec<&str> = h.lines.iter().map(|(_, t)| t.as_str()).collect();
+    let text = text.join("\n");
+    if tip.get_attribute("data-text").as_deref() != Some(text.as_str()) {
+        tip.set_inner_html("");
+        for (color, line) in &h.lines {
+            let row = el("div", &[], "");
+            row.append_child(&el(
+                "span",
+                &[("class", "sw"), ("style", &format!("background:{color}"))],
+                "",
+            ))
+            .ok();
+            row.append_child(&el("span", &[], line)).ok();
+            tip.append_child(&row).ok();
+        }
+        tip.set_attribute("data-text", &text).ok();
+    }
+    // Beside the guide line, on the side with more room.
+    let scale = fig.client_width() as f64 / width.max(1.0);
+    let x = h.x * scale;
+    let style = if h.x > width / 2.0 {
+        format!("right:{:.0}px", fig.client_width() as f64 - x + 10.0)
+    } else {
+        format!("left:{:.0}px", x + 10.0)
+    };
+    if tip.get_attribute("style").as_deref() != Some(style.as_str()) {
+        tip.set_attribute("style", &style).ok();
+    }
+}
+
+/// Hover on the plots (mouse, pen, or a tap), and a redraw when their
+/// width changes.
+fn bind_plots(app: &Shared) {
+    for p in Panel::ALL {
+        let fig: HtmlElement = by_id(&format!("plot-{}", p.id()));
+        let point = {
+            let a = app.clone();
+            let fig = fig.clone();
+            move |ev: web_sys::PointerEvent| {
+                let Some(svg) = fig.query_selector("svg").ok().flatten() else {
+                    return;
+                };
+                let rect = svg.get_bounding_client_rect();
+                let vb_width = svg
+                    .get_attribute("viewBox")
+                    .and_then(|v| v.split(' ').nth(2).and_then(|w| w.parse::<f64>().ok()))
+                    .unwrap_or(rect.width());
+                let x = (ev.client_x() as f64 - rect.left()) * vb_width / rect.width().max(1.0);
+                a.borrow_mut().hover = Some((p, x));
+                schedule_redraw(&a);
+            }
+        };
+        on::<web_sys::PointerEvent>(&fig, "pointermove", point.clone());
+        on::<web_sys::PointerEvent>(&fig, "pointerdown", point);
+        let a = app.clone();
+        on::<web_sys::PointerEvent>(&fig, "pointerleave", move |ev| {
+            // A tap's read-out stays until the next tap elsewhere.
+            if ev.pointer_type() != "touch" {
+                a.borrow_mut().hover = None;
+                schedule_redraw(&a);
+            }
+        });
+    }
+    let a = app.clone();
+    on::<web_sys::PointerEvent>(&document(), "pointerdown", move |ev| {
+        let inside = ev
+            .target()
+            .and_then(|t| t.dyn_into::<Element>().ok())
+            .and_then(|e| e.closest(".plot").ok().flatten())
+            .is_some();
+        if !inside && a.borrow().hover.is_some() {
+            a.borrow_mut().hover = None;
+            schedule_redraw(&a);
+        }
+    });
+    let a = app.clone();
+    let resized = Closure::<dyn FnMut()>::new(move || schedule_redraw(&a));
+    if let Ok(observer) = web_sys::ResizeObserver::new(resized.as_ref().unchecked_ref()) {
+        observer.observe(&by_id::<Element>("plots"));
+    }
+    resized.forget();
 }
 
 fn bind_exports(app: &Shared) {

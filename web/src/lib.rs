@@ -11,7 +11,8 @@
 //! | [`presets`] | the paper's experiments at browser scale, each a link |
 //! | [`protocol`] | messages between page and worker |
 //! | [`data`] | a run's data: synthetic, toy, or a CIFAR file from disk |
-//! | [`plot`] | the four plots as SVG |
+//! | [`plot`] | the four plots as SVG element trees, with hover read-outs |
+//! | [`svg`] | SVG element trees: written as text, or patched into the page in place |
 //! | [`slice`] | the mechanism panel: the loss along the top eigenvector and one GD step |
 //! | [`spectrum`] | the spectrum panels: the Hessian's density and trace, per-layer λ_max |
 //! | [`regions`] | decision regions and the largest-Jacobian examples (2-D data, images) |
@@ -33,6 +34,7 @@ pub mod regions;
 pub mod settings;
 pub mod slice;
 pub mod spectrum;
+pub mod svg;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
