@@ -108,12 +108,16 @@ fn a_second_writer_of_a_run_directory_is_refused_naming_the_holder() {
     wait_for_rows(&out, 1, &mut first);
     let pid = format!("pid {}", first.id());
     for resume in [false, true] {
+        // A new run, and a resume with the stored configuration (a resume
+        // that changed it would be refused for that first).
         let mut second = bin();
-        second.args(["run", "--quiet", "--steps", "4", "--hidden", "8"]);
-        second.arg("--out").arg(&out);
+        second.args(["run", "--quiet"]);
         if resume {
             second.arg("--resume");
+        } else {
+            second.args(["--steps", "4", "--hidden", "8"]);
         }
+        second.arg("--out").arg(&out);
         let line = one_line_error(&second.output().unwrap());
         assert!(line.contains(&pid), "holder's PID not named: {line}");
         assert!(line.contains("run directory"), "{line}");
