@@ -8,29 +8,9 @@
 mod cli;
 
 use std::path::Path;
-use std::process::Output;
 
-use cli::{bin, cifar_dir, ok, rows, tmp};
+use cli::{bin, cifar_dir, ok, one_line_error, rows, tmp};
 use curvlab::experiment::RunConfig;
-
-/// Asserts a failure printed exactly one line, starting with "curvlab: ",
-/// mentioning every one of `needles`.
-fn one_line_error(out: &Output, needles: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "succeeded: {stderr}");
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
-    assert!(lines[0].starts_with("curvlab: "), "{stderr}");
-    assert!(
-        !lines[0].contains("panicked") && !lines[0].contains("internal error"),
-        "{stderr}"
-    );
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' not in: {stderr}");
-    }
-    lines[0].to_string()
-}
 
 /// Flags of a run that takes a second: were a bad setting accepted, the
 /// test would still end quickly (and fail).

@@ -7,28 +7,13 @@ mod cli;
 mod reference;
 
 use std::path::Path;
-use std::process::Output;
 
-use cli::{bin, cifar_dir, ok, rows, tmp};
+use cli::{bin, cifar_dir, ok, one_line_error, rows, tmp};
 use curvlab::lanczos::{top_eigenpairs, LanczosConfig};
 use curvlab::loss::LossKind;
 use curvlab::models::{Activation, Architecture, Mlp};
 use curvlab::rng::Rng;
 use serde_json::Value;
-
-/// Asserts a failure printed exactly one line, starting with "curvlab: ", mentioning `needle`.
-fn one_line_error(out: &Output, needle: &str) {
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
-    assert!(lines[0].starts_with("curvlab: "), "{stderr}");
-    assert!(
-        !lines[0].contains("panicked") && !lines[0].contains("internal error"),
-        "{stderr}"
-    );
-    assert!(lines[0].contains(needle), "'{needle}' not in: {stderr}");
-}
 
 /// Writes safetensors bytes by hand (8-byte header length, JSON header, raw
 /// little-endian data), independently of the safetensors crate.
@@ -344,7 +329,7 @@ fn bad_input_gives_one_line() {
             .args(["--out", out.to_str().unwrap()])
             .output()
             .unwrap(),
-        "nope",
+        &["nope"],
     );
     assert!(!out.exists(), "a failed run left {}", out.display());
     // truncated training file
@@ -358,7 +343,7 @@ fn bad_input_gives_one_line() {
             .args(["run", "--data", trunc.to_str().unwrap()])
             .output()
             .unwrap(),
-        "data_batch_1.bin",
+        &["data_batch_1.bin"],
     );
     // missing test batch
     let notest = d.join("notest");
@@ -369,7 +354,7 @@ fn bad_input_gives_one_line() {
             .args(["run", "--data", notest.to_str().unwrap()])
             .output()
             .unwrap(),
-        "test_batch.bin",
+        &["test_batch.bin"],
     );
     // label out of range
     let badlabel = d.join("badlabel");
@@ -383,7 +368,7 @@ fn bad_input_gives_one_line() {
             .args(["run", "--data", badlabel.to_str().unwrap()])
             .output()
             .unwrap(),
-        "label 12",
+        &["label 12"],
     );
     // bad config: unknown field, negative learning rate
     let cfg = d.join("bad.toml");
@@ -393,16 +378,16 @@ fn bad_input_gives_one_line() {
             .args(["run", "--config", cfg.to_str().unwrap()])
             .output()
             .unwrap(),
-        "stepz",
+        &["stepz"],
     );
     one_line_error(
         &bin().args(["run", "--lr=-1"]).output().unwrap(),
-        "learning rate",
+        &["learning rate"],
     );
     // a CNN on vector data cannot work
     one_line_error(
         &bin().args(["run", "--model", "cnn"]).output().unwrap(),
-        "CNN",
+        &["CNN"],
     );
     // a bench workload that does not exist is refused before anything is timed
     one_line_error(
@@ -410,7 +395,7 @@ fn bad_input_gives_one_line() {
             .args(["bench", "--workloads", "mlp,resnet18_w0"])
             .output()
             .unwrap(),
-        "unknown bench workload",
+        &["unknown bench workload"],
     );
     // weights that are not safetensors; weights that do not fit the data
     std::fs::write(d.join("w.safetensors"), b"not a model").unwrap();
@@ -425,7 +410,7 @@ fn bad_input_gives_one_line() {
             ])
             .output()
             .unwrap(),
-        "safetensors",
+        &["safetensors"],
     );
     write_safetensors(
         &d.join("small.safetensors"),
@@ -445,7 +430,7 @@ fn bad_input_gives_one_line() {
             ])
             .output()
             .unwrap(),
-        "inputs",
+        &["inputs"],
     );
 }
 
@@ -522,7 +507,7 @@ fn bound_commands() {
             ])
             .output()
             .unwrap(),
-        "dim",
+        &["dim"],
     );
 
     // data bound on 300 real images against a brute-force f64 minimum

@@ -12,29 +12,14 @@ mod cli;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli::{bin, ok, rows, tmp};
+use cli::{bin, ok, one_line_error, rows, tmp};
 use curvlab::data::synthetic::SyntheticConfig;
 use curvlab::experiment::{DataConfig, RunConfig};
 use curvlab::record::MetricsRow;
 use curvlab_lab::run_dir::{self, Observer, RunEnd, RunOptions, Silent};
-
-/// Asserts a failure that printed exactly one line starting "curvlab: ";
-/// returns it.
-fn one_line_error(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected a failure: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
-    assert!(lines[0].starts_with("curvlab: "), "{stderr}");
-    assert!(
-        !lines[0].contains("panicked") && !lines[0].contains("internal error"),
-        "{stderr}"
-    );
-    lines[0].to_string()
-}
 
 /// Every line of metrics.jsonl is whole (ends in a newline) and reads as a row.
 fn whole_rows(dir: &Path) -> usize {
@@ -118,7 +103,7 @@ fn a_second_writer_of_a_run_directory_is_refused_naming_the_holder() {
             second.args(["--steps", "4", "--hidden", "8"]);
         }
         second.arg("--out").arg(&out);
-        let line = one_line_error(&second.output().unwrap());
+        let line = one_line_error(&second.output().unwrap(), &[]);
         assert!(line.contains(&pid), "holder's PID not named: {line}");
         assert!(line.contains("run directory"), "{line}");
     }
@@ -237,7 +222,10 @@ fn a_full_disk_leaves_whole_files_and_one_readable_line() {
     // Room for config.json and the rows, not for the figure.
     let mut cmd = bin();
     cmd.args(args).arg("--out").arg(&out);
-    let line = one_line_error(&with_file_size_limit(&mut cmd, 16 * 1024).output().unwrap());
+    let line = one_line_error(
+        &with_file_size_limit(&mut cmd, 16 * 1024).output().unwrap(),
+        &[],
+    );
     for dump in ["ImageError", "IoError", "Custom {", "kind:"] {
         assert!(!line.contains(dump), "a debug dump: {line}");
     }
@@ -411,12 +399,12 @@ fn errors_name_the_cause_once_and_the_kind_of_path() {
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::write(empty.join("data_batch_1.bin"), b"").unwrap();
     std::fs::write(empty.join("test_batch.bin"), b"").unwrap();
-    let line = one_line_error(&bound(&empty));
+    let line = one_line_error(&bound(&empty), &[]);
     assert_eq!(line.matches("empty file").count(), 1, "{line}");
     // A regular file where a directory belongs.
     let file = d.join("file.bin");
     std::fs::write(&file, b"x").unwrap();
-    let line = one_line_error(&bound(&file));
+    let line = one_line_error(&bound(&file), &[]);
     assert!(
         line.contains("is a regular file, not a directory"),
         "{line}"
@@ -429,7 +417,7 @@ fn errors_name_the_cause_once_and_the_kind_of_path() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let line = one_line_error(&bound(&fifo_dir));
+    let line = one_line_error(&bound(&fifo_dir), &[]);
     assert!(line.contains("is a FIFO, not a regular file"), "{line}");
     assert!(!line.contains("not found"), "{line}");
     // Weights that are a directory.
@@ -441,6 +429,7 @@ fn errors_name_the_cause_once_and_the_kind_of_path() {
             .arg(&empty)
             .output()
             .unwrap(),
+        &[],
     );
     assert!(
         line.contains("is a directory, not a regular file"),

@@ -11,9 +11,8 @@
 mod cli;
 
 use std::path::Path;
-use std::process::Output;
 
-use cli::{bin, cifar_dir, ok, rows, tmp};
+use cli::{bin, cifar_dir, ok, one_line_error, rows, tmp};
 use curvlab::backend::{device, BackendKind};
 use curvlab::data::cifar::{self, CifarOptions};
 use curvlab::density::integrate;
@@ -26,17 +25,6 @@ use curvlab::rng::Rng;
 use curvlab::sharpness::TopK;
 use curvlab::Block;
 use serde_json::Value;
-
-/// Asserts a failure printed exactly one line, starting with "curvlab: ", mentioning `needle`.
-fn one_line_error(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected a failure");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
-    assert!(lines[0].starts_with("curvlab: "), "{stderr}");
-    assert!(!lines[0].contains("panicked"), "{stderr}");
-    assert!(lines[0].contains(needle), "'{needle}' not in: {stderr}");
-}
 
 /// The rows the core gives for `cfg` (CPU), run in this process.
 fn core_rows(cfg: &RunConfig) -> Vec<MetricsRow> {
@@ -436,7 +424,7 @@ fn measure_prints_the_extras_and_draws_the_density() {
             .args(["--samples", "20", "--density-plot", stem_s])
             .output()
             .unwrap(),
-        "add --density",
+        &["add --density"],
     );
 }
 
@@ -452,32 +440,32 @@ fn invalid_combinations_give_one_line() {
             .output()
             .unwrap()
     };
-    one_line_error(&run(&["--trace-products", "30"]), "add --trace");
-    one_line_error(&run(&["--density-probes", "3"]), "add --density");
-    one_line_error(&run(&["--spectrum-every", "5"]), "none is on");
-    one_line_error(&run(&["--folds", "1"]), "measure.fold_count must be ≥ 2");
+    one_line_error(&run(&["--trace-products", "30"]), &["add --trace"]);
+    one_line_error(&run(&["--density-probes", "3"]), &["add --density"]);
+    one_line_error(&run(&["--spectrum-every", "5"]), &["none is on"]);
+    one_line_error(&run(&["--folds", "1"]), &["measure.fold_count must be ≥ 2"]);
     one_line_error(
         &run(&["--trace", "--trace-products", "3"]),
-        "measure.hutchpp.products must be ≥ 6",
+        &["measure.hutchpp.products must be ≥ 6"],
     );
     one_line_error(
         &run(&["--density", "--density-steps", "1"]),
-        "measure.slq.steps must be ≥ 2",
+        &["measure.slq.steps must be ≥ 2"],
     );
     one_line_error(
         &run(&["--spectrum-every", "0", "--trace"]),
-        "spectrum_every must be ≥ 1",
+        &["spectrum_every must be ≥ 1"],
     );
     let toml = d.join("bad.toml");
     std::fs::write(&toml, "[measure]\nfactors = true\nsharpness = false\n").unwrap();
     one_line_error(
         &run(&["--config", toml.to_str().unwrap()]),
-        "measure.factors needs measure.sharpness",
+        &["measure.factors needs measure.sharpness"],
     );
     std::fs::write(&toml, "[measure]\ntop_k = 0\n").unwrap();
     one_line_error(
         &run(&["--config", toml.to_str().unwrap()]),
-        "top_k must be a positive integer",
+        &["top_k must be a positive integer"],
     );
     assert!(!d.join("never").exists(), "a refused run writes nothing");
 }

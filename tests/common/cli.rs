@@ -38,6 +38,26 @@ pub fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
+/// Asserts that `out` is a failure reported in one line — `curvlab: …`,
+/// exit code 1, no panic or internal error — containing each of `needles`,
+/// and returns that line.
+pub fn one_line_error(out: &Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected a failure: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+    assert!(lines[0].starts_with("curvlab: "), "{stderr}");
+    assert!(
+        !lines[0].contains("panicked") && !lines[0].contains("internal error"),
+        "{stderr}"
+    );
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' not in: {stderr}");
+    }
+    lines[0].to_string()
+}
+
 /// The rows of a run's metrics.jsonl.
 pub fn rows(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))

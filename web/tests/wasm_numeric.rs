@@ -5,8 +5,10 @@
 //! the minimum inter-class distance, and two short runs (every measurement
 //! row field: losses, accuracies, sharpness, Gauss–Newton, Jacobian norms,
 //! bound) — GD with the square loss on synthetic data, and SGD with momentum,
-//! weight decay, cross-entropy and label smoothing on the toy set. Both run on
-//! burn's CPU backend (`flex`).
+//! weight decay, cross-entropy and label smoothing on the toy set — and a
+//! third short run with every spectrum extra on (Hutch++ trace, SLQ density
+//! moments, per-layer Hessian and Gauss–Newton λ_max, the mediating factors,
+//! fold sharpness). All run on burn's CPU backend (`flex`).
 //!
 //! `tests/golden/core_numeric.json` holds the native results. Natively this
 //! test checks that the native numbers still match them (after a deliberate
@@ -24,14 +26,16 @@ use curvlab::data::cifar::{parse_records, CifarOptions};
 use curvlab::data::synthetic::{self, SyntheticConfig};
 use curvlab::data::toy::{self, ToyConfig};
 use curvlab::data::Dataset;
+use curvlab::density::{integrate, DensityConfig};
 use curvlab::experiment::{DataConfig, Event, ModelConfig, Run, RunConfig};
 use curvlab::lanczos::{top_eigenpairs, LanczosConfig};
 use curvlab::linalg::{matvec, symmetric_eigenvalues};
 use curvlab::loss::{LossConfig, LossKind};
 use curvlab::measure::MeasureConfig;
 use curvlab::models::Activation;
-use curvlab::record::MetricsRow;
+use curvlab::record::{ByName, MetricsRow};
 use curvlab::rng::Rng;
+use curvlab::trace::TraceConfig;
 use curvlab::train::OptimConfig;
 
 /// One named group of numbers.
@@ -47,9 +51,22 @@ type Group = (String, Vec<f64>);
 ///   2e-4 relative (a few hundred f32 ulps after a few steps of training);
 /// - eigenvalues from finite-difference HVPs: the same, plus the Lanczos
 ///   tolerance (1e-3 relative residual), so 2e-3 relative; residuals
-///   themselves are near zero and compared in absolute terms (1e-2·λ-scale).
+///   themselves are near zero and compared in absolute terms (1e-2·λ-scale);
+/// - the spectrum extras (estimates built from the same finite-difference
+///   HVPs with the same seeded probes): 2e-3 relative, as eigenvalues; the
+///   trace's standard error and the residual curvature uᵀ(H − G)u, which
+///   are small differences of such numbers (each ≈ 0.5 here), 2e-3 absolute
+///   plus 1e-2 relative.
 fn tolerance(group: &str) -> (f64, f64) {
-    if group.starts_with("run.") {
+    if let Some(key) = group.strip_prefix("run.spectrum.") {
+        if key == "step" {
+            (0.0, 0.0)
+        } else if key == "trace_se" || key == "residual_curvature" {
+            (2e-3, 1e-2)
+        } else {
+            (1e-6, 2e-3)
+        }
+    } else if group.starts_with("run.") {
         if group.ends_with(".sharpness") || group.ends_with(".gn_sharpness") {
             (1e-6, 2e-3)
         } else if group.ends_with(".sharpness_residual") {
@@ -109,6 +126,77 @@ fn row_groups(prefix: &str, rows: &[MetricsRow]) -> Vec<Group> {
             rows.iter().map(|r| get(r).unwrap_or(f64::NAN)).collect(),
         ));
     }
+    out
+}
+
+/// The spectrum extras of a run's measurement rows: one group per scalar
+/// key, per named block (`layer_sharpness.NAME`), the fold eigenvalues, and
+/// the density's first three moments ∫λᵏρ(λ)dλ, k = 0, 1, 2 (the density on
+/// its grid is compared through them: its grid follows the extreme Ritz
+/// values, so points move with them).
+fn spectrum_groups(prefix: &str, rows: &[MetricsRow]) -> Vec<Group> {
+    type Get = fn(&MetricsRow) -> Option<f64>;
+    let scalars: [(&str, Get); 8] = [
+        ("trace", |r| r.trace),
+        ("trace_se", |r| r.trace_se),
+        ("cost_curvature_max", |r| r.cost_curvature_max),
+        ("cost_curvature_mean", |r| r.cost_curvature_mean),
+        ("gn_share", |r| r.gn_share),
+        ("residual_curvature", |r| r.residual_curvature),
+        ("sharpness_fold_mean", |r| r.sharpness_fold_mean),
+        ("sharpness_fold_sd", |r| r.sharpness_fold_sd),
+    ];
+    let mut out = vec![(
+        format!("{prefix}.step"),
+        rows.iter().map(|r| r.step as f64).collect(),
+    )];
+    for (name, get) in scalars {
+        out.push((
+            format!("{prefix}.{name}"),
+            rows.iter().map(|r| get(r).unwrap_or(f64::NAN)).collect(),
+        ));
+    }
+    type Named = fn(&MetricsRow) -> Option<&ByName>;
+    let named: [(&str, Named); 3] = [
+        ("layer_sharpness", |r| r.layer_sharpness.as_ref()),
+        ("gn_layer_sharpness", |r| r.gn_layer_sharpness.as_ref()),
+        ("top_eigvec_layer_mass", |r| {
+            r.top_eigvec_layer_mass.as_ref()
+        }),
+    ];
+    for (key, get) in named {
+        let names: Vec<String> = rows
+            .iter()
+            .find_map(get)
+            .map(|b| b.0.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
+        assert!(!names.is_empty(), "{prefix}: no {key} measured");
+        for name in names {
+            out.push((
+                format!("{prefix}.{key}.{name}"),
+                rows.iter()
+                    .map(|r| get(r).and_then(|b| b.get(&name)).unwrap_or(f64::NAN))
+                    .collect(),
+            ));
+        }
+    }
+    out.push((
+        format!("{prefix}.sharpness_folds"),
+        rows.iter()
+            .flat_map(|r| r.sharpness_folds.clone().unwrap_or_default())
+            .collect(),
+    ));
+    out.push((
+        format!("{prefix}.density_moments"),
+        rows.iter()
+            .flat_map(|r| match (&r.density_grid, &r.density) {
+                (Some(t), Some(p)) => (0..3)
+                    .map(|k| integrate(t, p, |x| x.powi(k)))
+                    .collect::<Vec<_>>(),
+                _ => vec![f64::NAN; 3],
+            })
+            .collect(),
+    ));
     out
 }
 
@@ -283,6 +371,34 @@ pub async fn probe() -> Vec<Group> {
     g.extend(row_groups(
         "run.sgd",
         &train(&sgd, &toy_train, &toy_test, &device).await,
+    ));
+
+    let spectrum = RunConfig {
+        steps: 3,
+        measure_every: 3,
+        measure: MeasureConfig {
+            trace: true,
+            density: true,
+            per_layer: true,
+            factors: true,
+            folds: true,
+            fold_count: 3,
+            hutchpp: TraceConfig {
+                products: 12,
+                ..TraceConfig::default()
+            },
+            slq: DensityConfig {
+                probes: 2,
+                steps: 12,
+                ..DensityConfig::default()
+            },
+            ..sgd.measure.clone()
+        },
+        ..sgd
+    };
+    g.extend(spectrum_groups(
+        "run.spectrum",
+        &train(&spectrum, &toy_train, &toy_test, &device).await,
     ));
     g
 }
