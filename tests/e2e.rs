@@ -8,7 +8,7 @@ mod reference;
 
 use std::path::Path;
 
-use cli::{bin, cifar_dir, ok, one_line_error, rows, tmp};
+use cli::{bin, cifar_dir, ok, one_line_error, rows, tmp, Reaped};
 use curvlab::lanczos::{top_eigenpairs, LanczosConfig};
 use curvlab::loss::LossKind;
 use curvlab::models::{Activation, Architecture, Mlp};
@@ -438,23 +438,25 @@ fn bad_input_gives_one_line() {
 #[test]
 fn killed_run_keeps_its_rows() {
     let out = tmp("kill");
-    let mut child = bin()
-        .args([
-            "run",
-            "--quiet",
-            "--n-train",
-            "200",
-            "--hidden",
-            "32",
-            "--steps",
-            "100000",
-            "--measure-every",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
+    let mut child = Reaped::new(
+        bin()
+            .args([
+                "run",
+                "--quiet",
+                "--n-train",
+                "200",
+                "--hidden",
+                "32",
+                "--steps",
+                "100000",
+                "--measure-every",
+                "2",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .spawn()
+            .unwrap(),
+    );
     let path = out.join("metrics.jsonl");
     let t0 = std::time::Instant::now();
     while std::fs::read_to_string(&path)

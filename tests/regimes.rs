@@ -9,7 +9,7 @@ mod cli;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cli::{bin, cifar_dir, ok, rows, tmp};
+use cli::{bin, cifar_dir, ok, rows, tmp, Reaped};
 use serde_json::Value;
 
 /// A row without its timing fields (which differ between runs by nature).
@@ -204,7 +204,7 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
     assert_eq!(expected.len(), 41);
 
     let cut = tmp("cut");
-    let mut child = bin().args(resumable_args(&cut, steps)).spawn().unwrap();
+    let mut child = Reaped::new(bin().args(resumable_args(&cut, steps)).spawn().unwrap());
     let t0 = Instant::now();
     // wait for a checkpoint past the first few measurements, then kill -9
     loop {
@@ -253,11 +253,13 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
 #[test]
 fn interrupt_writes_a_checkpoint() {
     let out = tmp("int");
-    let child = bin()
-        .args(resumable_args(&out, "100000"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Reaped::new(
+        bin()
+            .args(resumable_args(&out, "100000"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let t0 = Instant::now();
     while rows_len(&out) < 2 {
         assert!(t0.elapsed() < Duration::from_secs(300), "no rows appeared");
@@ -267,7 +269,7 @@ fn interrupt_writes_a_checkpoint() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    let o = child.wait_with_output().unwrap();
+    let o = child.into_inner().wait_with_output().unwrap();
     assert!(!o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();

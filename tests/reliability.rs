@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli::{bin, ok, one_line_error, rows, tmp};
+use cli::{bin, ok, one_line_error, rows, tmp, Reaped};
 use curvlab::data::synthetic::SyntheticConfig;
 use curvlab::experiment::{DataConfig, RunConfig};
 use curvlab::record::MetricsRow;
@@ -59,9 +59,10 @@ fn wait_for_rows(dir: &Path, n: usize, child: &mut Child) {
     }
 }
 
-/// A run of many steps on small synthetic data, into `out`.
-fn long_run(out: &Path) -> Child {
-    bin()
+/// A run of many steps on small synthetic data, into `out` (killed when
+/// dropped).
+fn long_run(out: &Path) -> Reaped {
+    let child = bin()
         .args([
             "run",
             "--quiet",
@@ -79,7 +80,8 @@ fn long_run(out: &Path) -> Child {
         .arg(out)
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Reaped::new(child)
 }
 
 /// Defect 1: two `curvlab run` with one `--out` corrupted each other. Now

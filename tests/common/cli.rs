@@ -2,14 +2,52 @@
 
 #![allow(dead_code)]
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 use serde_json::Value;
 
 /// The `curvlab` binary built for these tests.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_curvlab"))
+}
+
+/// A child process that is killed and reaped when dropped: a test that fails
+/// while a long run is going never leaves that run behind.
+pub struct Reaped(Option<Child>);
+
+impl Reaped {
+    pub fn new(child: Child) -> Self {
+        Reaped(Some(child))
+    }
+
+    /// The child, no longer killed on drop (for `wait_with_output`).
+    pub fn into_inner(mut self) -> Child {
+        self.0.take().expect("a child")
+    }
+}
+
+impl Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a child")
+    }
+}
+
+impl DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a child")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// The real CIFAR-10 subset beside the repository.
