@@ -602,8 +602,9 @@ test('download size: the first page load without the trainer, and the trainer on
     let gz = 0;
     const rows = [];
     for (const url of urls) {
-      const path = decodeURIComponent(new URL(url).pathname);
-      const bytes = await readFile(join(DIST, path.endsWith('/') ? `${path}index.html` : path));
+      let path = decodeURIComponent(new URL(url).pathname);
+      if (path.endsWith('/')) path += 'index.html';
+      const bytes = await readFile(join(DIST, path));
       const z = gzipSync(bytes, { level: 9 }).length;
       raw += bytes.length;
       gz += z;
@@ -615,7 +616,7 @@ test('download size: the first page load without the trainer, and the trainer on
   try {
     const page = await context.newPage();
     const log = [];
-    page.on('requestfinished', (r) => { if (r.url().startsWith(site.url)) log.push(r.url()); });
+    page.on('request', (r) => { if (r.url().startsWith(site.url)) log.push(r.url()); });
     await page.goto(site.url);
     // Interactive: the story, the controls and the planned run's plots are on the page.
     await waitForState(page, 'ready', 60_000);

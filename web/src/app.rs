@@ -436,7 +436,9 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
                 if want_play {
                     a.want = None;
                 }
-                want_play || std::mem::take(&mut a.resume)
+                // An autoplay link plays on every start of the trainer, a restart
+                // after a crash too (the crash may have stopped the runs first).
+                want_play || a.page.autoplay || std::mem::take(&mut a.resume)
             };
             load(app, play);
         }
