@@ -17,7 +17,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, mkdtemp, rm, readdir, readFile } from 'node:fs/promises';
+import { writeFile, mkdtemp, rm, readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -594,24 +594,79 @@ test('the README\'s embed example: every panel inside a 720 px iframe, controls 
   }
 });
 
-test('download size: the wasm modules, raw and gzip-compressed', async () => {
-  const files = (await readdir(DIST)).filter((f) => /\.(wasm|js|css|html)$/.test(f));
-  let raw = 0;
-  let gz = 0;
-  const rows = [];
-  for (const f of files) {
-    const bytes = await readFile(join(DIST, f));
-    const z = gzipSync(bytes, { level: 9 }).length;
-    raw += bytes.length;
-    gz += z;
-    rows.push(`${f}: ${(bytes.length / 1e6).toFixed(2)} MB raw, ${(z / 1e6).toFixed(2)} MB gzip`);
+test('download size: the first page load without the trainer, and the trainer on Play', async () => {
+  // What the browser fetches, from its own request log (the page's and its worker's requests),
+  // each file gzip-compressed at level 9 as a static host would send it.
+  const sizes = async (urls) => {
+    let raw = 0;
+    let gz = 0;
+    const rows = [];
+    for (const url of urls) {
+      let path = decodeURIComponent(new URL(url).pathname);
+      if (path.endsWith('/')) path += 'index.html';
+      const bytes = await readFile(join(DIST, path));
+      const z = gzipSync(bytes, { level: 9 }).length;
+      raw += bytes.length;
+      gz += z;
+      rows.push(`  ${path}: ${(bytes.length / 1e6).toFixed(2)} MB raw, ${(z / 1e6).toFixed(2)} MB gzip`);
+    }
+    return { raw, gz, rows };
+  };
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    const log = [];
+    page.on('request', (r) => { if (r.url().startsWith(site.url)) log.push(r.url()); });
+    await page.goto(site.url);
+    // Interactive: the story, the controls and the planned run's plots are on the page.
+    await waitForState(page, 'ready', 60_000);
+    await page.waitForLoadState('networkidle');
+    assert.equal(await page.locator('.story-step').count(), 5);
+    assert.equal(await page.locator('#ctl-lr').isEnabled(), true);
+    assert.equal(await page.locator('#plot-sharpness svg').count(), 1, 'the planned run is plotted');
+    assert.match(await page.textContent('#legend'), /planned/);
+    assert.match(await page.textContent('#progress'), /Play loads the trainer/);
+    const first = [...log]; // every request counts, a repeated one too
+    assert.ok(first.some((u) => u.endsWith('.wasm')), `the page's module is among the first requests: ${first.join(' ')}`);
+    assert.ok(!first.some((u) => /worker/.test(u)), `the trainer is not fetched before it is needed: ${first.join(' ')}`);
+    // Play: the trainer loads, with its progress in the status line, then trains.
+    await page.evaluate(() => {
+      const el = document.getElementById('progress');
+      window.progressSeen = [];
+      new MutationObserver(() => window.progressSeen.push(el.textContent))
+        .observe(el, { childList: true, characterData: true, subtree: true });
+    });
+    await page.click('#btn-play');
+    await page.waitForFunction(() => document.body.dataset.backend, null, { timeout: 120_000 });
+    await waitForState(page, ['playing', 'finished'], 120_000);
+    await page.waitForTimeout(1000);
+    const seen = await page.evaluate(() => window.progressSeen);
+    assert.ok(seen.some((t) => /^loading the trainer, [0-9.]+ (of [0-9.]+ )?MB…/.test(t)), `status lines: ${JSON.stringify(seen.slice(0, 8))}`);
+    const trainer = log.slice(first.length);
+    assert.ok(trainer.some((u) => u.endsWith('.wasm')), `the trainer's module is fetched on Play: ${trainer.join(' ')}`);
+    const a = await sizes(first);
+    const b = await sizes(trainer);
+    const mb = (x) => (x / 1e6).toFixed(2);
+    const text = [
+      'first page load (fetched until the page is interactive and its network idle; the browser\'s request log):',
+      ...a.rows,
+      `  total: ${a.raw} bytes raw, ${a.gz} bytes gzip (${mb(a.raw)} MB raw, ${mb(a.gz)} MB gzip)`,
+      'fetched when training is first asked for (Play: the trainer):',
+      ...b.rows,
+      `  total: ${b.raw} bytes raw, ${b.gz} bytes gzip`,
+      `full download after training starts: ${a.raw + b.raw} bytes raw, ${a.gz + b.gz} bytes gzip (${mb(a.raw + b.raw)} MB raw, ${mb(a.gz + b.gz)} MB gzip)`,
+    ].join('\n');
+    console.log(text);
+    await writeFile(await artifactPath('download-size.txt'), `${text}\n`);
+    // Budgets: issue 15's 3 MB for the first page load; the full download at its measured size
+    // (README) plus a margin, so that a regression fails here.
+    const firstBudget = Number(process.env.CURVLAB_FIRST_LOAD_BUDGET_GZ ?? 3e6);
+    assert.ok(a.gz <= firstBudget, `first page load ${a.gz} bytes gzip > budget ${firstBudget}`);
+    const budget = Number(process.env.CURVLAB_DOWNLOAD_BUDGET_GZ ?? 4.8e6);
+    assert.ok(a.gz + b.gz <= budget, `full download ${a.gz + b.gz} bytes gzip > budget ${budget}`);
+  } finally {
+    await close();
   }
-  console.log(rows.join('\n'));
-  console.log(`first page load: ${(raw / 1e6).toFixed(2)} MB raw, ${(gz / 1e6).toFixed(2)} MB gzip`);
-  await writeFile(await artifactPath('download-size.txt'), `${rows.join('\n')}\ntotal: ${raw} bytes raw, ${gz} bytes gzip\n`);
-  // Budget: the measured size (README) plus a margin; a regression past it fails here.
-  const budget = Number(process.env.CURVLAB_DOWNLOAD_BUDGET_GZ ?? 4.8e6);
-  assert.ok(gz <= budget, `${gz} bytes gzip > budget ${budget}`);
 });
 
 test('speed: the CPU fallback\'s steps/s against the native CLI on one core', async () => {

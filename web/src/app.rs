@@ -2,6 +2,11 @@
 //! them, talks to the training worker, and redraws the plots as rows arrive.
 //! It holds state and messages only; every number comes from the worker.
 //!
+//! The trainer — the worker and its WebAssembly module, most of the page's
+//! download — loads only when training is first asked for (Play, Step, an
+//! `autoplay=1` link, or data files to check); until then the plots, legend
+//! and progress line show the runs as planned, from the settings alone.
+//!
 //! Test hooks (read by tests/browser): `body[data-state]` is `starting`,
 //! `loading`, `ready`, `playing`, `paused`, `finished` or `error`;
 //! `body[data-backend]` is `webgpu` or `cpu` once chosen.
@@ -48,6 +53,9 @@ struct RunView {
     steps_per_s: f64,
     /// The mechanism panel's content after the latest row.
     mechanism: Option<(Box<Mechanism>, Vec<Thumb>)>,
+    /// Planned on the page, not yet built by the worker (the trainer is not
+    /// loaded): `info` holds what the settings say, without the data's facts.
+    planned: bool,
 }
 
 impl RunView {
@@ -61,8 +69,44 @@ impl RunView {
             loss: None,
             steps_per_s: 0.0,
             mechanism: None,
+            planned: false,
         }
     }
+
+    /// A run as planned by the settings, before the trainer has built it.
+    fn planned(plan: &RunPlan) -> RunView {
+        let kind = match plan.data {
+            crate::settings::DataPlan::Config => "synthetic δ-good set",
+            crate::settings::DataPlan::Toy(_) => "2-D toy set",
+            crate::settings::DataPlan::CifarFile { .. } => "CIFAR-10 files",
+        };
+        let info = RunInfo {
+            label: plan.label.clone(),
+            config: plan.config.clone(),
+            data_name: format!("{kind} — built when training starts"),
+            params: 0,
+            steps: plan.config.steps,
+            train: 0,
+            test: 0,
+            measure_n: 0,
+            view: DataView::Other,
+        };
+        RunView {
+            planned: true,
+            ..RunView::new(info)
+        }
+    }
+}
+
+/// What the page asked of the trainer before it could answer (while it loads).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Want {
+    /// Build the runs (a data file to check).
+    Load,
+    /// Build the runs and train.
+    Play,
+    /// Build the runs and take one step.
+    Step,
 }
 
 /// CIFAR-10's class names, short (the image panel's captions).
@@ -74,7 +118,15 @@ struct App {
     /// The URL query the page was opened with (presets re-apply over the backend's defaults).
     initial_query: String,
     page: PageState,
-    worker: Worker,
+    /// The training worker, once training has been asked for.
+    worker: Option<Worker>,
+    /// While the trainer's module downloads and starts: bytes received, and
+    /// the response's length (0 when unknown).
+    trainer: Option<(f64, f64)>,
+    /// Asked of the trainer while it was loading.
+    want: Option<Want>,
+    /// The user changed a control before the page chose its defaults.
+    edited: bool,
     backend: Option<BackendInfo>,
     /// Generation of the runs on show (the worker's latest `Loaded`).
     generation: u64,
@@ -87,8 +139,6 @@ struct App {
     restarts: u32,
     /// Set when a crash on WebGPU moved training to the CPU.
     forced_cpu: Option<String>,
-    /// The settings have been read over the first backend's defaults.
-    configured: bool,
     /// Play once the restarted worker has loaded the runs.
     resume: bool,
     /// The slow unit of work the worker announced, and when (ms).
@@ -123,7 +173,10 @@ pub fn start() {
     let app = Rc::new(RefCell::new(App {
         initial_query: query,
         page,
-        worker: spawn_worker(),
+        worker: None,
+        trainer: None,
+        want: None,
+        edited: false,
         backend: None,
         generation: 0,
         runs: Vec::new(),
@@ -133,7 +186,6 @@ pub fn start() {
         redraw_pending: false,
         restarts: 0,
         forced_cpu: None,
-        configured: false,
         resume: false,
         working: None,
         focus: 0,
@@ -162,8 +214,55 @@ pub fn start() {
             ));
         }
     }
-    attach_worker(&app);
     expose_debug(&app);
+    wasm_bindgen_futures::spawn_local(configure(app));
+}
+
+/// Reads the link over the defaults of the backend the trainer will get
+/// (smaller on software adapters and the CPU: the page asks the browser for
+/// its WebGPU adapter, which needs no download), then shows the planned runs,
+/// or loads the trainer and plays when the link says `autoplay=1`.
+async fn configure(app: Shared) {
+    let prefer = app.borrow().page.settings.backend;
+    let speed = crate::adapter::expected_speed(prefer).await;
+    let autoplay = {
+        let mut a = app.borrow_mut();
+        if !a.edited {
+            a.page = PageState::from_query(&a.initial_query, &Settings::for_speed(speed));
+            show_settings(&a.page.settings);
+        }
+        write_url(&a.page);
+        a.page.autoplay
+    };
+    if autoplay {
+        request_training(&app, Want::Play);
+    }
+    load(&app, false);
+}
+
+/// Loads the trainer (the worker and its module) if it is not loaded, and
+/// remembers what to do once it has built the runs.
+fn request_training(app: &Shared, want: Want) {
+    let mut a = app.borrow_mut();
+    if a.worker.is_none() {
+        a.worker = Some(spawn_worker());
+        a.trainer = Some((0.0, 0.0));
+        drop(a);
+        attach_worker(app);
+        a = app.borrow_mut();
+    }
+    // A file to check does not cancel a Play or Step asked for before it.
+    if want != Want::Load || a.want.is_none() {
+        a.want = Some(want);
+    }
+    set_state("loading");
+    drop(a);
+    schedule_redraw(app);
+}
+
+/// The trainer has built the runs the page shows (not only planned them).
+fn trainer_ready(a: &App) -> bool {
+    a.worker.is_some() && a.backend.is_some() && a.runs.first().is_some_and(|r| !r.planned)
 }
 
 /// `window.curvlabDebug.loseDevice()`: destroys the worker's WebGPU device, as
@@ -172,7 +271,7 @@ pub fn start() {
 fn expose_debug(app: &Shared) {
     let a = app.clone();
     let lose = Closure::<dyn FnMut()>::new(move || {
-        send(&a.borrow().worker, &ToWorker::LoseDevice, None);
+        to_worker(&a.borrow(), &ToWorker::LoseDevice);
     });
     let debug = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&debug, &"loseDevice".into(), lose.as_ref());
@@ -196,6 +295,13 @@ fn show_message(text: &str) {
     set_hidden(&m, text.is_empty());
 }
 
+/// Posts `msg` to the worker, if there is one.
+fn to_worker(a: &App, msg: &ToWorker) {
+    if let Some(w) = &a.worker {
+        send(w, msg, None);
+    }
+}
+
 /// Posts `msg` (and files) to the worker: `{msg: JSON, files?, names?}`.
 fn send(worker: &Worker, msg: &ToWorker, files: Option<&[(String, Vec<u8>)]>) {
     let obj = js_sys::Object::new();
@@ -217,10 +323,28 @@ fn send(worker: &Worker, msg: &ToWorker, files: Option<&[(String, Vec<u8>)]>) {
 }
 
 fn attach_worker(app: &Shared) {
-    let worker = app.borrow().worker.clone();
+    let Some(worker) = app.borrow().worker.clone() else {
+        return;
+    };
     let a = app.clone();
     on::<MessageEvent>(&worker, "message", move |ev| {
         let Some(text) = ev.data().as_string() else {
+            // The loader's download progress (web/worker_loader.js):
+            // `{trainer: {loaded, total}}`.
+            let p = js_sys::Reflect::get(&ev.data(), &"trainer".into()).unwrap_or_default();
+            let num = |k: &str| {
+                js_sys::Reflect::get(&p, &k.into())
+                    .ok()
+                    .and_then(|v| v.as_f64())
+            };
+            if let Some(loaded) = num("loaded") {
+                let mut b = a.borrow_mut();
+                if b.trainer.is_some() {
+                    b.trainer = Some((loaded, num("total").unwrap_or(0.0)));
+                    drop(b);
+                    schedule_redraw(&a);
+                }
+            }
             return;
         };
         match serde_json::from_str::<FromWorker>(&text) {
@@ -250,8 +374,11 @@ fn worker_crashed(app: &Shared, reason: String) {
     {
         let mut a = app.borrow_mut();
         a.restarts += 1;
-        a.worker.terminate();
-        a.worker = spawn_worker();
+        if let Some(w) = &a.worker {
+            w.terminate();
+        }
+        a.worker = Some(spawn_worker());
+        a.trainer = Some((0.0, 0.0));
         a.backend = None;
         a.resume = a.playing;
         a.playing = false;
@@ -278,18 +405,12 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
             } else {
                 a.page.settings.backend
             };
-            send(&a.worker, &ToWorker::Init { prefer }, None);
+            to_worker(&a, &ToWorker::Init { prefer });
         }
         FromWorker::Backend(info) => {
             let play = {
                 let mut a = app.borrow_mut();
-                if !a.configured {
-                    // Read the link again over the defaults of the backend we got
-                    // (smaller on software adapters and the CPU).
-                    a.page =
-                        PageState::from_query(&a.initial_query, &Settings::for_speed(info.speed()));
-                    a.configured = true;
-                }
+                a.trainer = None;
                 let body = document().body().expect("body");
                 let _ =
                     body.set_attribute("data-backend", if info.webgpu { "webgpu" } else { "cpu" });
@@ -311,9 +432,13 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
                     backend_line.append_child(&link).ok();
                 }
                 a.backend = Some(info);
-                show_settings(&a.page.settings);
-                write_url(&a.page);
-                a.page.autoplay || std::mem::take(&mut a.resume)
+                let want_play = a.want == Some(Want::Play);
+                if want_play {
+                    a.want = None;
+                }
+                // An autoplay link plays on every start of the trainer, a restart
+                // after a crash too (the crash may have stopped the runs first).
+                want_play || a.page.autoplay || std::mem::take(&mut a.resume)
             };
             load(app, play);
         }
@@ -330,6 +455,10 @@ fn on_worker_message(app: &Shared, msg: FromWorker) {
                 set_state("error");
             } else {
                 set_state(if a.playing { "playing" } else { "ready" });
+            }
+            // A Step asked for while the trainer loaded.
+            if a.want.take() == Some(Want::Step) && !a.runs.is_empty() {
+                to_worker(&a, &ToWorker::Step);
             }
             drop(a);
             schedule_redraw(app);
@@ -448,13 +577,27 @@ fn load(app: &Shared, play: bool) {
         set_state("error");
         return;
     }
-    if a.backend.is_none() {
-        return; // loads when the backend is ready
-    }
+    let (Some(worker), Some(_)) = (&a.worker, &a.backend) else {
+        // No trainer yet (or it is still loading): show the runs as planned;
+        // the trainer builds them once it is ready.
+        let loading = a.worker.is_some();
+        drop(a);
+        let mut a = app.borrow_mut();
+        a.runs = plans.iter().map(RunView::planned).collect();
+        a.finished = false;
+        a.working = None;
+        if a.focus >= a.runs.len() {
+            a.focus = 0;
+        }
+        set_state(if loading { "loading" } else { "ready" });
+        drop(a);
+        schedule_redraw(app);
+        return;
+    };
     set_state("loading");
     // The worker keeps the files; they travel again after a worker restart.
     let files = needs_file.then_some(&a.files[..]);
-    send(&a.worker, &ToWorker::Load { plans, play }, files);
+    send(worker, &ToWorker::Load { plans, play }, files);
 }
 
 fn write_url(page: &PageState) {
@@ -694,6 +837,7 @@ fn control_changed(app: &Shared, key: &str) {
         let mut a = app.borrow_mut();
         a.page.settings = s;
         a.page.preset = None;
+        a.edited = true;
         show_settings(&a.page.settings);
         write_url(&a.page);
     }
@@ -843,39 +987,56 @@ fn toggle_play(app: &Shared) {
     if a.runs.is_empty() {
         return;
     }
+    if !trainer_ready(&a) {
+        // Play loads the trainer; pressed again while it loads, it cancels.
+        let cancel = a.worker.is_some() && a.want == Some(Want::Play);
+        drop(a);
+        if cancel {
+            app.borrow_mut().want = None;
+            schedule_redraw(app);
+        } else {
+            request_training(app, Want::Play);
+        }
+        return;
+    }
     if a.finished {
         drop(a);
         reset(app);
-        send(&app.borrow().worker, &ToWorker::Play, None);
+        to_worker(&app.borrow(), &ToWorker::Play);
         return;
     }
-    send(
-        &a.worker,
+    to_worker(
+        &a,
         if a.playing {
             &ToWorker::Pause
         } else {
             &ToWorker::Play
         },
-        None,
     );
 }
 
 fn step(app: &Shared) {
     let a = app.borrow();
-    if !a.runs.is_empty() && !a.finished {
-        send(&a.worker, &ToWorker::Step, None);
+    if a.runs.is_empty() || a.finished {
+        return;
     }
+    if !trainer_ready(&a) {
+        drop(a);
+        request_training(app, Want::Step);
+        return;
+    }
+    to_worker(&a, &ToWorker::Step);
 }
 
 fn reset(app: &Shared) {
     let a = app.borrow();
-    if a.runs.is_empty() {
+    if a.runs.is_empty() || !trainer_ready(&a) {
         drop(a);
         load(app, false);
         return;
     }
     set_state("loading");
-    send(&a.worker, &ToWorker::Reset, None);
+    to_worker(&a, &ToWorker::Reset);
 }
 
 fn bind_file(app: &Shared) {
@@ -936,6 +1097,7 @@ fn read_files(app: &Shared, list: web_sys::FileList) {
         {
             let mut a = app.borrow_mut();
             a.files = read;
+            a.edited = true;
             if a.page.settings.data != DataKind::Cifar {
                 a.page.settings.data = DataKind::Cifar;
                 a.page.preset = None;
@@ -945,6 +1107,8 @@ fn read_files(app: &Shared, list: web_sys::FileList) {
             by_id::<Element>("file-name").set_text_content(Some(&names));
         }
         show_message("");
+        // The core checks the files: in the trainer.
+        request_training(&app, Want::Load);
         load(&app, false);
     });
 }
@@ -1015,7 +1179,9 @@ fn redraw(a: &App) {
         let (jmax, _) = last
             .map(|l| crate::plot::jac(l, c.loss.kind))
             .unwrap_or((None, None));
-        let status = if let Some(e) = &r.failed {
+        let status = if r.planned {
+            "planned".to_string()
+        } else if let Some(e) = &r.failed {
             format!("failed: {e}")
         } else if r.finished {
             "done".into()
@@ -1067,10 +1233,15 @@ fn redraw(a: &App) {
             "span",
             &[("class", "setup")],
             &format!(
-                "{model} {act:?}, {p} params · {loss} · η = {lr}",
+                "{model} {act:?}{p} · {loss} · η = {lr}",
                 model = c.model.summary(),
                 act = c.model.activation,
-                p = r.info.params,
+                // Counted when the trainer builds the run.
+                p = if r.planned {
+                    String::new()
+                } else {
+                    format!(", {} params", r.info.params)
+                },
                 loss = match c.loss.kind {
                     LossKind::CrossEntropy =>
                         format!("cross-entropy, α = {}", c.loss.label_smoothing),
@@ -1119,9 +1290,16 @@ fn redraw(a: &App) {
 /// The progress line: steps, the latest step's loss, when the next
 /// measurement comes, speed, and what the worker is busy with.
 fn progress_text(a: &App) -> String {
+    if let Some((loaded, total)) = a.trainer {
+        return trainer_text(loaded, total, a.want);
+    }
     let Some(s) = a.runs.iter().map(|r| r.step).min() else {
         return String::new();
     };
+    if a.runs.iter().all(|r| r.planned) {
+        let total = a.runs.iter().map(|r| r.info.steps).max().unwrap_or(0);
+        return format!("{total} steps planned · Play loads the trainer");
+    }
     let total = a.runs.iter().map(|r| r.info.steps).max().unwrap_or(0);
     let mut text = format!("step {s} / {total}");
     if let Some(l) = a.runs.first().and_then(|r| r.loss) {
@@ -1147,6 +1325,24 @@ fn progress_text(a: &App) -> String {
         if secs >= 1.0 {
             text.push_str(&format!(" {secs:.0} s"));
         }
+    }
+    text
+}
+
+/// The progress line while the trainer loads: "loading the trainer, 1.2 of
+/// 20.4 MB…" (the size when the server sends it and the bytes are not
+/// compressed on the way), then "starting the trainer…" once its module is in.
+fn trainer_text(loaded: f64, total: f64, want: Option<Want>) -> String {
+    let mb = |b: f64| format!("{:.1}", b / 1e6);
+    let mut text = if total > 0.0 && loaded >= total {
+        "starting the trainer…".to_string()
+    } else if total > 0.0 {
+        format!("loading the trainer, {} of {} MB…", mb(loaded), mb(total))
+    } else {
+        format!("loading the trainer, {} MB…", mb(loaded))
+    };
+    if want == Some(Want::Play) {
+        text.push_str(" then playing");
     }
     text
 }

@@ -20,6 +20,7 @@
 //! | [`help`] | a tooltip for every control |
 //! | [`export`] | metrics as JSON and CSV |
 //! | `app`, `worker` (wasm32 only) | the page's DOM glue; the training loop in the worker |
+//! | `adapter` (wasm32 only) | the browser's WebGPU adapter (page and worker) |
 //!
 //! The pure modules build and test natively (`cargo test -p curvlab-web`).
 
@@ -36,6 +37,8 @@ pub mod slice;
 pub mod spectrum;
 pub mod svg;
 
+#[cfg(target_arch = "wasm32")]
+pub mod adapter;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
 #[cfg(target_arch = "wasm32")]
