@@ -383,10 +383,7 @@ pub async fn probe() -> Vec<Group> {
             factors: true,
             folds: true,
             fold_count: 3,
-            hutchpp: TraceConfig {
-                products: 12,
-                ..TraceConfig::default()
-            },
+            hutchpp: TraceConfig { products: 12 },
             slq: DensityConfig {
                 probes: 2,
                 steps: 12,
