@@ -632,6 +632,35 @@ worse = "sharpness"
     assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
 }
 
+/// Every sweep committed under docs/reproduction/ regenerates its committed
+/// claims.json, byte for byte, when `curvlab report` reads it again: the
+/// README's claims table comes from data a reader can check.
+#[test]
+fn committed_reproductions_regenerate_their_claims() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reproduction");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&root).expect("docs/reproduction exists") {
+        let dir = entry.unwrap().path();
+        let committed = dir.join("report/claims.json");
+        if !committed.is_file() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let out = tmp(&format!("regen-{name}"));
+        ok(&run(bin().arg("report").arg(&dir).arg("--out").arg(&out)));
+        let want = std::fs::read_to_string(&committed).unwrap();
+        let got = std::fs::read_to_string(out.join("claims.json")).unwrap();
+        assert_eq!(
+            got, want,
+            "{name}: claims.json differs from the committed one"
+        );
+        let claims: Value = serde_json::from_str(&got).unwrap();
+        assert!(!claims.as_array().unwrap().is_empty(), "{name}: no claims");
+        checked.push(name);
+    }
+    assert!(checked.len() >= 3, "committed reproductions: {checked:?}");
+}
+
 /// Every preset expands at every scale (on the real CIFAR-10 directory).
 #[test]
 fn presets_expand_at_every_scale() {
