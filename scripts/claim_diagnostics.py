@@ -3,13 +3,14 @@
 
 For each exported sweep under docs/reproduction/<preset>/ this copies the sweep
 (configs, metrics, summaries: no weights) to a temporary directory, replaces
-the claims in its sweep.json with diagnostic trends — the preset's own swept
+the claims in its sweep.json with diagnostic ones — the preset's own swept
 setting against quantities curvlab records beside the claimed one (the logit
 Jacobian beside the softmax one, train and test loss, the accuracy gap, peak
-against final values) — and runs `curvlab report` on the copy, so every number
-comes from curvlab's own statistic: Spearman's ρ stratified by the other swept
-settings, 95 % percentile bootstrap over runs within strata, 2000 resamples,
-seed 0. These are post-hoc diagnostics, not claims: they are printed as a
+against final values), or for Fig. 5 the comparison with other targets and
+Jacobian norms — and runs `curvlab report` on the copy, so every number comes
+from curvlab's own statistics: Spearman's ρ stratified by the other swept
+settings (or |ρ(target, better)| − |ρ(target, worse)| per group and pooled),
+95 % percentile bootstrap over runs within strata, 2000 resamples, seed 0. These are post-hoc diagnostics, not claims: they are printed as a
 markdown table of ρ and its interval, without a verdict. Usage:
 
     scripts/claim_diagnostics.py [--bin target/release/curvlab] [--root docs/reproduction] [PRESET...]
@@ -23,7 +24,7 @@ import sys
 import tempfile
 
 # preset -> (setting, [(quantity, at)]); the setting is the preset's trend axis.
-DIAGNOSTICS = {
+TRENDS = {
     "fig1": ("loss.label_smoothing", [
         ("sharpness", "final"), ("jac_softmax_max", "final"), ("jac_logit_max", "peak"),
         ("train_loss_kl", "final"), ("gen_gap", "final"),
@@ -47,29 +48,44 @@ DIAGNOSTICS = {
     ]),
 }
 
+# preset -> [(target, better, worse)]: |ρ(target, better)| − |ρ(target, worse)|,
+# per group and pooled, final values.
+COMPARISONS = {
+    "fig5": [
+        ("gen_gap", "jac_logit_max", "sharpness"),
+        ("gen_gap", "jac_softmax_mean", "sharpness"),
+        ("acc_gap", "jac_softmax_max", "sharpness"),
+        ("acc_gap", "jac_logit_max", "sharpness"),
+    ],
+}
+
+
+def claims_for(preset):
+    if preset in TRENDS:
+        setting, quantities = TRENDS[preset]
+        return [
+            {"kind": "trend", "claim": f"ρ({setting}, {at} {q})", "setting": setting,
+             "quantity": q, "at": at, "expect": "decreasing"}
+            for q, at in quantities
+        ]
+    return [
+        {"kind": "comparison", "claim": f"|ρ({t}, {b})| − |ρ({t}, {w})|", "target": t,
+         "better": b, "worse": w, "at": "final"}
+        for t, b, w in COMPARISONS[preset]
+    ]
+
 
 def diagnose(binary, src, preset):
-    setting, quantities = DIAGNOSTICS[preset]
     with tempfile.TemporaryDirectory(prefix=f"curvlab-diag-{preset}-") as tmp:
         work = pathlib.Path(tmp) / preset
         shutil.copytree(src, work, ignore=shutil.ignore_patterns("report"))
         sweep = json.loads((work / "sweep.json").read_text())
-        sweep["claims"] = [
-            {
-                "kind": "trend",
-                "claim": f"{at} {q}",
-                "setting": setting,
-                "quantity": q,
-                "at": at,
-                "expect": "decreasing",
-            }
-            for q, at in quantities
-        ]
+        sweep["claims"] = claims_for(preset)
         (work / "sweep.json").write_text(json.dumps(sweep))
         out = work / "report"
         subprocess.run([binary, "report", str(work), "--out", str(out)], check=True,
                        stdout=subprocess.DEVNULL)
-        return setting, json.loads((out / "claims.json").read_text())
+        return json.loads((out / "claims.json").read_text())
 
 
 def main():
@@ -79,18 +95,19 @@ def main():
     ap.add_argument("presets", nargs="*")
     a = ap.parse_args()
     root = pathlib.Path(a.root)
-    presets = a.presets or [p for p in DIAGNOSTICS if (root / p / "sweep.json").exists()]
-    print("| figure | setting | quantity | Spearman ρ [95 % interval] | runs |")
+    presets = a.presets or [
+        p for p in [*TRENDS, *COMPARISONS] if (root / p / "sweep.json").exists()
+    ]
+    print("| figure | statistic | scope | value [95 % interval] | runs |")
     print("|---|---|---|---|---:|")
+    nan = float("nan")
     for p in presets:
-        if p not in DIAGNOSTICS:
+        if p not in TRENDS and p not in COMPARISONS:
             sys.exit(f"claim_diagnostics.py: no diagnostics for preset {p!r}")
-        setting, claims = diagnose(a.bin, root / p, p)
-        for c in claims:
-            nan = float("nan")
+        for c in diagnose(a.bin, root / p, p):
             lo, hi = c["interval"] or (nan, nan)
             v = nan if c["value"] is None else c["value"]
-            print(f"| `{p}` | {setting} | {c['claim']} | {v:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+            print(f"| `{p}` | {c['claim']} | {c['scope']} | {v:+.3f} [{lo:+.3f}, {hi:+.3f}] "
                   f"| {c['n_runs']} |")
 
 

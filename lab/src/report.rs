@@ -550,6 +550,24 @@ fn spread(values: &[f64]) -> f64 {
     hi / lo
 }
 
+/// The x axis a group's figure takes by default: its first axis, except in a
+/// sweep of several groups, where it is the group's first own axis (one that
+/// not every group has: e.g. Fig. 5's regulariser, not the learning rate every
+/// group is crossed with, which becomes the figure's lines).
+fn own_axis(groups: &[ManifestGroup], g: &ManifestGroup) -> usize {
+    if groups.len() < 2 {
+        return 0;
+    }
+    g.axes
+        .iter()
+        .position(|a| {
+            !groups
+                .iter()
+                .all(|h| h.axes.iter().any(|b| b.path == a.path))
+        })
+        .unwrap_or(0)
+}
+
 /// Final values against the x axis, one line per combination of the others.
 fn sweep_figure(s: &Sweep, g: &ManifestGroup) -> Option<Figure> {
     if g.axes.is_empty() {
@@ -562,7 +580,7 @@ fn sweep_figure(s: &Sweep, g: &ManifestGroup) -> Option<Figure> {
         .x
         .as_ref()
         .and_then(|x| g.axes.iter().position(|a| &a.path == x))
-        .unwrap_or(0);
+        .unwrap_or_else(|| own_axis(&s.manifest.groups, g));
     let xaxis = &g.axes[xi];
     let (pos, log) = positions(xaxis);
     let ticks: Vec<(f64, String)> = pos.iter().copied().zip(xaxis.labels.clone()).collect();
@@ -1199,4 +1217,45 @@ pub fn write_with(s: &Sweep, out: &Path, spectrum_opts: &SpectrumOptions) -> Res
         correlations_md: md,
         counts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(axes: &[&str]) -> ManifestGroup {
+        ManifestGroup {
+            name: Some(axes.join("+")),
+            description: String::new(),
+            axes: axes
+                .iter()
+                .map(|p| ManifestAxis {
+                    path: p.to_string(),
+                    values: vec![],
+                    labels: vec![],
+                    log: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// A grouped sweep's figure is drawn against each group's own axis, the
+    /// axes every group shares becoming its lines; an ungrouped one against
+    /// its first axis.
+    #[test]
+    fn default_x_is_the_groups_own_axis() {
+        let groups = vec![
+            group(&["optim.lr", "loss.label_smoothing"]),
+            group(&["optim.lr", "augment"]),
+            group(&["optim.lr", "optim.batch_size", "optim.sam_rho"]),
+        ];
+        assert_eq!(own_axis(&groups, &groups[0]), 1);
+        assert_eq!(own_axis(&groups, &groups[1]), 1);
+        assert_eq!(own_axis(&groups, &groups[2]), 1);
+        let one = vec![group(&["optim.lr", "optim.batch_size"])];
+        assert_eq!(own_axis(&one, &one[0]), 0);
+        // Groups that share every axis: the first.
+        let same = vec![group(&["optim.lr"]), group(&["optim.lr"])];
+        assert_eq!(own_axis(&same, &same[0]), 0);
+    }
 }
