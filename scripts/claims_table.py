@@ -5,11 +5,14 @@ Reads docs/reproduction/<preset>/report/claims.json (written by `curvlab
 report`, copied by scripts/reproduce.sh) for each preset in the order of
 reproduce.sh, and prints one markdown row per claim and scope: the statistic,
 its value with the 95 % bootstrap interval, the verdict and the number of runs.
-A preset without results yet is listed as not run. Usage:
+A preset without results yet is listed as not run; one whose sweep has not
+finished (an export made with `reproduce.sh --partial`) is labelled with the
+number of its runs that finished. Usage:
 
     scripts/claims_table.py [--root docs/reproduction]
 """
 import argparse
+import csv
 import json
 import pathlib
 
@@ -40,12 +43,18 @@ def main():
         if not path.exists():
             print(f"| {FIGURE[p]} | (`{p}` not run yet at small scale) | | | | | |")
             continue
+        planned = len(json.loads((root / p / "sweep.json").read_text())["runs"])
+        with open(root / p / "report" / "runs.csv", newline="") as f:
+            finished = sum(r["status"] == "finished" for r in csv.DictReader(f))
+        figure = FIGURE[p]
+        if finished < planned:
+            figure += f", partial: {finished} of {planned} runs"
         for c in json.loads(path.read_text()):
             lo, hi = c["interval"] if c.get("interval") else (None, None)
             value = f"{fmt(c.get('value'))} [{fmt(lo)}, {fmt(hi)}]"
             stat = c["statistic"].split(";")[0]
             print(
-                f"| [{FIGURE[p]}]({root}/{p}/report/report.md) | {c['claim']} | {c['scope']} "
+                f"| [{figure}]({root}/{p}/report/report.md) | {c['claim']} | {c['scope']} "
                 f"| {stat} | {value} | **{c['verdict']}** | {c['n_runs']} |"
             )
 
