@@ -632,6 +632,89 @@ worse = "sharpness"
     assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
 }
 
+/// A comparison claim in a grouped sweep whose groups share a baseline run (as
+/// Fig. 5's do): each group is evaluated on its own runs, and the pooled scope
+/// counts the shared configuration once.
+///
+/// Group a sweeps lr ∈ {0.1, 0.2, 0.3}, group b momentum ∈ {0, 0.5, 0.9}; lr =
+/// 0.1 with momentum 0 is in both. Final (gap, sharpness, jac): a = (0.1, 1, 5),
+/// (0.2, 3, 4), (0.3, 2, 3); b = the baseline again, (0.4, 5, 2), (0.5, 4, 1).
+/// By hand, in each group ρ(gap, jac) = −1 and ρ(gap, sharpness) = 0.5, so the
+/// advantage is 0.5; pooled over the 5 distinct runs it is 1 − 0.8 = 0.2 (with
+/// the baseline counted twice it would be 0.118).
+#[test]
+fn pooled_comparison_counts_a_shared_baseline_once() {
+    let d = tmp("pooled");
+    let sweep = d.join("s.toml");
+    std::fs::write(
+        &sweep,
+        r#"
+name = "pooled"
+[base]
+steps = 20
+[base.optim]
+lr = 0.1
+momentum = 0.0
+[groups.a]
+axes = { "optim.lr" = [0.1, 0.2, 0.3] }
+[groups.b]
+axes = { "optim.momentum" = [0.0, 0.5, 0.9] }
+[[claims]]
+kind = "comparison"
+claim = "gap follows jac"
+target = "gen_gap"
+better = "jac_softmax_max"
+worse = "sharpness"
+"#,
+    )
+    .unwrap();
+    let m = plan_json(&sweep, &[]);
+    let runs = m["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    assert_eq!(runs[0]["config"], runs[3]["config"], "the shared baseline");
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("sweep.json"), m.to_string()).unwrap();
+    let finals = [
+        (0.1, 1.0, 5.0),
+        (0.2, 3.0, 4.0),
+        (0.3, 2.0, 3.0),
+        (0.1, 1.0, 5.0),
+        (0.4, 5.0, 2.0),
+        (0.5, 4.0, 1.0),
+    ];
+    for (r, f) in runs.iter().zip(finals) {
+        hand_run(
+            &out.join(r["dir"].as_str().unwrap()),
+            &r["config"],
+            &[f],
+            "finished",
+        );
+    }
+    ok(&run(bin().arg("report").arg(&out)));
+    let text = std::fs::read_to_string(out.join("report/claims.json")).unwrap();
+    let c: Value = serde_json::from_str(&text).unwrap();
+    let c = c.as_array().unwrap();
+    let scopes: Vec<&str> = c.iter().map(|x| x["scope"].as_str().unwrap()).collect();
+    assert_eq!(scopes, ["group a", "group b", "pooled"], "{text}");
+    for (i, (want, n)) in [(0.5, 3), (0.5, 3), (0.2, 5)].iter().enumerate() {
+        let v = c[i]["value"].as_f64().unwrap();
+        assert!(
+            (v - want).abs() < 1e-12,
+            "{}: {v} ≠ {want}\n{text}",
+            scopes[i]
+        );
+        assert_eq!(c[i]["n_runs"], *n, "{text}");
+    }
+    assert!(
+        c[2]["statistic"]
+            .as_str()
+            .unwrap()
+            .contains("each distinct run configuration once"),
+        "{text}"
+    );
+}
+
 /// Every sweep committed under docs/reproduction/ regenerates its committed
 /// claims.json, byte for byte, when `curvlab report` reads it again: the
 /// README's claims table comes from data a reader can check.

@@ -9,7 +9,8 @@
 //!   "more label smoothing → smaller peak sharpness" (expected ρ < 0);
 //! - **comparison**: |ρ(target, better)| − |ρ(target, worse)| over runs, e.g.
 //!   "the gap tracks max‖J‖ better than sharpness" (expected > 0); evaluated
-//!   in each group of the sweep and pooled over all runs.
+//!   in each group of the sweep and pooled over all runs (each distinct run
+//!   configuration once: a baseline that every group repeats counts once).
 //!
 //! The statistics:
 //! - **Stratified ρ.** A trend's runs are split into strata by the levels of
@@ -459,11 +460,26 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                         let name = g.name.clone().unwrap_or_default();
                         scopes.push((format!("group {name}"), runs));
                     }
-                    scopes.push(("pooled".into(), finished.clone()));
+                    // Pooled: each distinct run configuration once. Groups that
+                    // each contain the shared baseline (Fig. 5's "every
+                    // regulariser off") repeat the same deterministic run; counting
+                    // it once per group would weight it by the number of groups.
+                    let mut distinct: Vec<&RunData> = Vec::new();
+                    for r in &finished {
+                        if !distinct.iter().any(|d| d.run.config == r.run.config) {
+                            distinct.push(r);
+                        }
+                    }
+                    scopes.push(("pooled".into(), distinct));
                 } else {
                     scopes.push(("all runs".into(), finished.clone()));
                 }
                 for (scope, runs) in scopes {
+                    let once = if scope == "pooled" {
+                        "; each distinct run configuration once"
+                    } else {
+                        ""
+                    };
                     let obs = obs_of(&runs);
                     let e = estimate(&obs, rho_advantage, boot);
                     out.push(ClaimResult {
@@ -471,10 +487,11 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                         claim: claim.clone(),
                         scope,
                         statistic: format!(
-                            "|ρ({t}, {b})| − |ρ({t}, {w})| (Spearman); expected > 0",
+                            "|ρ({t}, {b})| − |ρ({t}, {w})| (Spearman); expected > 0{d}",
                             t = describe(target, *at),
                             b = describe(better, *at),
-                            w = describe(worse, *at)
+                            w = describe(worse, *at),
+                            d = once
                         ),
                         value: e.value,
                         interval: e.interval,
