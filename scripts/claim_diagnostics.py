@@ -107,7 +107,7 @@ def main():
         for c in diagnose(a.bin, root / p, p):
             lo, hi = c["interval"] or (nan, nan)
             v = nan if c["value"] is None else c["value"]
-            print(f"| `{p}` | {c['claim']} | {c['scope']} | {v:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+            print(f"| `{p}` | {c['claim'].replace('|', chr(92) + '|')} | {c['scope']} | {v:+.3f} [{lo:+.3f}, {hi:+.3f}] "
                   f"| {c['n_runs']} |")
 
 

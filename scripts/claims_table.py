@@ -52,9 +52,9 @@ def main():
         for c in json.loads(path.read_text()):
             lo, hi = c["interval"] if c.get("interval") else (None, None)
             value = f"{fmt(c.get('value'))} [{fmt(lo)}, {fmt(hi)}]"
-            stat = c["statistic"].split(";")[0]
+            stat = c["statistic"].split(";")[0].replace("|", "\\|")
             print(
-                f"| [{figure}]({root}/{p}/report/report.md) | {c['claim']} | {c['scope']} "
+                f"| [{figure}]({root}/{p}/report/report.md) | {c['claim'].replace('|', chr(92) + '|')} | {c['scope']} "
                 f"| {stat} | {value} | **{c['verdict']}** | {c['n_runs']} |"
             )
 

@@ -713,6 +713,17 @@ worse = "sharpness"
             .contains("each distinct run configuration once"),
         "{text}"
     );
+    // The statistic's own pipes are escaped in report.md's table.
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.contains("| pooled |"))
+        .expect("pooled row");
+    assert!(
+        row.starts_with("| gap follows jac | pooled | \\|ρ("),
+        "{row}"
+    );
+    assert_eq!(row.matches(" | ").count(), 6, "{row}");
 }
 
 /// Every sweep committed under docs/reproduction/ regenerates its committed

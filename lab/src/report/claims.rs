@@ -530,9 +530,17 @@ pub fn markdown(results: &[ClaimResult], boot: &Bootstrap) -> String {
             .interval
             .map(|[lo, hi]| format!("[{lo:+.3}, {hi:+.3}]"))
             .unwrap_or_else(|| "—".into());
+        // A statistic such as |ρ(a, b)| − |ρ(a, c)| has pipes of its own.
+        let cell = |t: &str| t.replace('|', "\\|");
         md += &format!(
             "| {} | {} | {} | {} | {} | **{}** | {} |\n",
-            c.claim, c.scope, c.statistic, value, interval, c.verdict, c.n_runs
+            cell(&c.claim),
+            cell(&c.scope),
+            cell(&c.statistic),
+            value,
+            interval,
+            c.verdict,
+            c.n_runs
         );
     }
     md
