@@ -398,6 +398,28 @@ fn bad_input_is_one_error_line() {
     one_line_error(&run(bin().arg("report").arg(&d)), &["no sweep.json"]);
 }
 
+/// Writes a sweep file into `d`, plans it, and lays out its sweep directory
+/// (`d/out` with sweep.json) for hand-made runs; returns the plan and `d/out`.
+fn planned(d: &Path, toml: &str) -> (Value, PathBuf) {
+    let sweep = d.join("s.toml");
+    std::fs::write(&sweep, toml).unwrap();
+    let m = plan_json(&sweep, &[]);
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("sweep.json"), m.to_string()).unwrap();
+    (m, out)
+}
+
+/// The comparison claim of the hand-made sweeps below.
+const GAP_FOLLOWS_JAC: &str = r#"
+[[claims]]
+kind = "comparison"
+claim = "gap follows jac"
+target = "gen_gap"
+better = "jac_softmax_max"
+worse = "sharpness"
+"#;
+
 /// Writes a finished run directory by hand with the given final values.
 fn hand_run(dir: &Path, cfg: &Value, finals: &[(f64, f64, f64)], status: &str) {
     std::fs::create_dir_all(dir).unwrap();
@@ -434,9 +456,8 @@ fn hand_run(dir: &Path, cfg: &Value, finals: &[(f64, f64, f64)], status: &str) {
 #[test]
 fn report_correlations_match_hand_computed_values() {
     let d = tmp("report");
-    let sweep = d.join("s.toml");
-    std::fs::write(
-        &sweep,
+    let (m, out) = planned(
+        &d,
         r#"
 name = "hand"
 [base]
@@ -444,12 +465,7 @@ steps = 20
 [axes]
 "optim.lr" = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
 "#,
-    )
-    .unwrap();
-    let m = plan_json(&sweep, &[]);
-    let out = d.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("sweep.json"), m.to_string()).unwrap();
+    );
     let runs = m["runs"].as_array().unwrap();
     let sharp = [1.0, 3.0, 2.0, 5.0, 4.0];
     let jac = [5.0, 4.0, 3.0, 2.0, 1.0];
@@ -531,10 +547,7 @@ steps = 20
 #[test]
 fn report_checks_the_sweep_files_claims() {
     let d = tmp("claims");
-    let sweep = d.join("s.toml");
-    std::fs::write(
-        &sweep,
-        r#"
+    let trends = r#"
 name = "claims"
 [base]
 steps = 20
@@ -559,20 +572,9 @@ claim = "final jac rises with lr"
 setting = "optim.lr"
 quantity = "jac_softmax_max"
 expect = "increasing"
-[[claims]]
-kind = "comparison"
-claim = "gap follows jac"
-target = "gen_gap"
-better = "jac_softmax_max"
-worse = "sharpness"
-"#,
-    )
-    .unwrap();
-    let m = plan_json(&sweep, &[]);
+"#;
+    let (m, out) = planned(&d, &format!("{trends}{GAP_FOLLOWS_JAC}"));
     assert_eq!(m["claims"].as_array().unwrap().len(), 4);
-    let out = d.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("sweep.json"), m.to_string()).unwrap();
     let runs = m["runs"].as_array().unwrap();
     let sharp = [1.0, 3.0, 2.0, 5.0, 4.0];
     for (i, r) in runs.iter().enumerate() {
@@ -645,10 +647,7 @@ worse = "sharpness"
 #[test]
 fn pooled_comparison_counts_a_shared_baseline_once() {
     let d = tmp("pooled");
-    let sweep = d.join("s.toml");
-    std::fs::write(
-        &sweep,
-        r#"
+    let groups = r#"
 name = "pooled"
 [base]
 steps = 20
@@ -659,22 +658,11 @@ momentum = 0.0
 axes = { "optim.lr" = [0.1, 0.2, 0.3] }
 [groups.b]
 axes = { "optim.momentum" = [0.0, 0.5, 0.9] }
-[[claims]]
-kind = "comparison"
-claim = "gap follows jac"
-target = "gen_gap"
-better = "jac_softmax_max"
-worse = "sharpness"
-"#,
-    )
-    .unwrap();
-    let m = plan_json(&sweep, &[]);
+"#;
+    let (m, out) = planned(&d, &format!("{groups}{GAP_FOLLOWS_JAC}"));
     let runs = m["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 6);
     assert_eq!(runs[0]["config"], runs[3]["config"], "the shared baseline");
-    let out = d.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("sweep.json"), m.to_string()).unwrap();
     let finals = [
         (0.1, 1.0, 5.0),
         (0.2, 3.0, 4.0),
