@@ -10,8 +10,9 @@ against final values), or for Fig. 5 the comparison with other targets and
 Jacobian norms — and runs `curvlab report` on the copy, so every number comes
 from curvlab's own statistics: Spearman's ρ stratified by the other swept
 settings (or |ρ(target, better)| − |ρ(target, worse)| per group and pooled),
-95 % percentile bootstrap over runs within strata, 2000 resamples, seed 0. These are post-hoc diagnostics, not claims: they are printed as a
-markdown table of ρ and its interval, without a verdict. Usage:
+95 % percentile bootstrap over runs within strata, 2000 resamples, seed 0.
+These are post-hoc diagnostics, not claims: they are printed as a markdown
+table of ρ and its interval, without a verdict. Usage:
 
     scripts/claim_diagnostics.py [--bin target/release/curvlab] [--root docs/reproduction] [PRESET...]
 """
@@ -22,6 +23,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+from claims_table import cell
 
 # preset -> (setting, [(quantity, at)]); the setting is the preset's trend axis.
 TRENDS = {
@@ -107,8 +110,8 @@ def main():
         for c in diagnose(a.bin, root / p, p):
             lo, hi = c["interval"] or (nan, nan)
             v = nan if c["value"] is None else c["value"]
-            print(f"| `{p}` | {c['claim'].replace('|', chr(92) + '|')} | {c['scope']} | {v:+.3f} [{lo:+.3f}, {hi:+.3f}] "
-                  f"| {c['n_runs']} |")
+            print(f"| `{p}` | {cell(c['claim'])} | {c['scope']} "
+                  f"| {v:+.3f} [{lo:+.3f}, {hi:+.3f}] | {c['n_runs']} |")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ FIGURE = {
 }
 
 
+def cell(text):
+    """A markdown table cell: a statistic such as |ρ(a, b)| − |ρ(a, c)| has pipes of its own."""
+    return text.replace("|", "\\|")
+
+
 def fmt(x):
     return "–" if x is None else f"{x:+.3f}"
 
@@ -52,9 +57,9 @@ def main():
         for c in json.loads(path.read_text()):
             lo, hi = c["interval"] if c.get("interval") else (None, None)
             value = f"{fmt(c.get('value'))} [{fmt(lo)}, {fmt(hi)}]"
-            stat = c["statistic"].split(";")[0].replace("|", "\\|")
+            stat = cell(c["statistic"].split(";")[0])
             print(
-                f"| [{figure}]({root}/{p}/report/report.md) | {c['claim'].replace('|', chr(92) + '|')} | {c['scope']} "
+                f"| [{figure}]({root}/{p}/report/report.md) | {cell(c['claim'])} | {c['scope']} "
                 f"| {stat} | {value} | **{c['verdict']}** | {c['n_runs']} |"
             )
 

@@ -449,7 +449,8 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                         })
                         .collect()
                 };
-                let mut scopes: Vec<(String, Vec<&RunData>)> = Vec::new();
+                // (scope, a note for the statistic, its runs)
+                let mut scopes: Vec<(String, &str, Vec<&RunData>)> = Vec::new();
                 if s.manifest.groups.len() > 1 {
                     for g in &s.manifest.groups {
                         let runs: Vec<&RunData> = finished
@@ -458,7 +459,7 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                             .filter(|r| r.run.group == g.name)
                             .collect();
                         let name = g.name.clone().unwrap_or_default();
-                        scopes.push((format!("group {name}"), runs));
+                        scopes.push((format!("group {name}"), "", runs));
                     }
                     // Pooled: each distinct run configuration once. Groups that
                     // each contain the shared baseline (Fig. 5's "every
@@ -470,16 +471,12 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                             distinct.push(r);
                         }
                     }
-                    scopes.push(("pooled".into(), distinct));
+                    let once = "; each distinct run configuration once";
+                    scopes.push(("pooled".into(), once, distinct));
                 } else {
-                    scopes.push(("all runs".into(), finished.clone()));
+                    scopes.push(("all runs".into(), "", finished.clone()));
                 }
-                for (scope, runs) in scopes {
-                    let once = if scope == "pooled" {
-                        "; each distinct run configuration once"
-                    } else {
-                        ""
-                    };
+                for (scope, note, runs) in scopes {
                     let obs = obs_of(&runs);
                     let e = estimate(&obs, rho_advantage, boot);
                     out.push(ClaimResult {
@@ -491,7 +488,7 @@ pub fn evaluate(s: &Sweep, boot: &Bootstrap) -> Vec<ClaimResult> {
                             t = describe(target, *at),
                             b = describe(better, *at),
                             w = describe(worse, *at),
-                            d = once
+                            d = note
                         ),
                         value: e.value,
                         interval: e.interval,
