@@ -150,7 +150,7 @@ pub struct RunArgs {
     /// Weight decay λ.
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Optimiser steps.
+    /// Optimiser steps (replaces a --config file's epochs).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Measure every M steps.

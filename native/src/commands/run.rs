@@ -73,6 +73,10 @@ fn apply_flags(a: &RunArgs, cfg: &mut RunConfig) -> Result<()> {
             if !matches!(cfg.data, DataConfig::Synthetic(_)) {
                 cfg.data = DataConfig::Synthetic(SyntheticConfig::default());
             }
+        } else if let DataConfig::Cifar { dir, .. } = &mut cfg.data {
+            // A CIFAR configuration keeps its subset sizes and input scale: the
+            // flag moves it to another copy of the data.
+            *dir = d.into();
         } else {
             // The CIFAR table's own defaults for everything but the directory.
             cfg.data = serde_json::from_value(serde_json::json!({"kind": "cifar", "dir": d}))?;
@@ -141,6 +145,11 @@ fn apply_flags(a: &RunArgs, cfg: &mut RunConfig) -> Result<()> {
     set!(a.momentum, cfg.optim.momentum);
     set!(a.weight_decay, cfg.optim.weight_decay);
     set!(a.steps, cfg.steps);
+    if a.steps.is_some() && a.epochs.is_none() {
+        // --steps on the command line wins over a --config file's epochs
+        // (which would otherwise override it); --epochs still wins over both.
+        cfg.epochs = None;
+    }
     set!(a.measure_every, cfg.measure_every);
     set!(a.samples, cfg.measure.samples);
     if a.top_k.is_some() {
@@ -415,6 +424,68 @@ mod tests {
             assert_eq!(changed.len(), 1, "{flags:?} changed {changed:?}");
             assert_eq!(listed, [changed[0].0.as_str()], "{flags:?}");
         }
+    }
+
+    /// `--data DIR` on a CIFAR `--config` moves it to DIR and keeps the rest
+    /// of its data table (subset sizes, input scale), so a committed run's
+    /// configuration reruns on another machine's copy of the data.
+    #[test]
+    fn data_flag_keeps_a_cifar_configs_table() {
+        let dir = std::env::temp_dir().join(format!("curvlab-data-flag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml = dir.join("run.toml");
+        std::fs::write(
+            &toml,
+            "[data]\nkind = \"cifar\"\ndir = \"/elsewhere\"\ntrain_samples = 500\ntest_samples = 200\ninput_scale = 2.0\n",
+        )
+        .unwrap();
+        let cfg = config_from_args(&args(&[
+            "--config",
+            toml.to_str().unwrap(),
+            "--data",
+            "/here/cifar",
+        ]))
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        match cfg.data {
+            DataConfig::Cifar {
+                dir,
+                train_samples,
+                test_samples,
+                input_scale,
+                ..
+            } => {
+                assert_eq!(dir, std::path::PathBuf::from("/here/cifar"));
+                assert_eq!((train_samples, test_samples), (Some(500), Some(200)));
+                assert_eq!(input_scale, 2.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a CIFAR table, --data DIR starts from the CIFAR defaults.
+        let cfg = config_from_args(&args(&["--data", "/here/cifar"])).unwrap();
+        assert!(matches!(
+            cfg.data,
+            DataConfig::Cifar { train_samples: None, test_samples: None, .. }
+        ));
+    }
+
+    /// `--steps` overrides a `--config` file's `epochs`; `--epochs` overrides
+    /// `--steps`.
+    #[test]
+    fn steps_flag_wins_over_a_configs_epochs() {
+        let dir = std::env::temp_dir().join(format!("curvlab-steps-flag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml = dir.join("run.toml");
+        std::fs::write(&toml, "epochs = 72\n").unwrap();
+        let path = toml.to_str().unwrap();
+        let cfg = config_from_args(&args(&["--config", path, "--steps", "3"])).unwrap();
+        assert_eq!((cfg.steps, cfg.epochs), (3, None));
+        let cfg = config_from_args(&args(&["--config", path])).unwrap();
+        assert_eq!(cfg.epochs, Some(72));
+        let cfg = config_from_args(&args(&["--config", path, "--steps", "3", "--epochs", "2"]))
+            .unwrap();
+        assert_eq!(cfg.epochs, Some(2));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A validation error names the flag of the setting, as a whole word.
