@@ -465,7 +465,11 @@ mod tests {
         let cfg = config_from_args(&args(&["--data", "/here/cifar"])).unwrap();
         assert!(matches!(
             cfg.data,
-            DataConfig::Cifar { train_samples: None, test_samples: None, .. }
+            DataConfig::Cifar {
+                train_samples: None,
+                test_samples: None,
+                ..
+            }
         ));
     }
 
@@ -482,8 +486,8 @@ mod tests {
         assert_eq!((cfg.steps, cfg.epochs), (3, None));
         let cfg = config_from_args(&args(&["--config", path])).unwrap();
         assert_eq!(cfg.epochs, Some(72));
-        let cfg = config_from_args(&args(&["--config", path, "--steps", "3", "--epochs", "2"]))
-            .unwrap();
+        let cfg =
+            config_from_args(&args(&["--config", path, "--steps", "3", "--epochs", "2"])).unwrap();
         assert_eq!(cfg.epochs, Some(2));
         std::fs::remove_dir_all(&dir).unwrap();
     }
