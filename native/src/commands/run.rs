@@ -447,20 +447,10 @@ mod tests {
         ]))
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        match cfg.data {
-            DataConfig::Cifar {
-                dir,
-                train_samples,
-                test_samples,
-                input_scale,
-                ..
-            } => {
-                assert_eq!(dir, std::path::PathBuf::from("/here/cifar"));
-                assert_eq!((train_samples, test_samples), (Some(500), Some(200)));
-                assert_eq!(input_scale, 2.0);
-            }
-            other => panic!("{other:?}"),
-        }
+        let data = serde_json::to_value(&cfg.data).unwrap();
+        let want = serde_json::json!({"kind": "cifar", "dir": "/here/cifar", "train_samples": 500,
+            "test_samples": 200, "input_scale": 2.0, "coarse": false});
+        assert_eq!(data, want);
         // Without a CIFAR table, --data DIR starts from the CIFAR defaults.
         let cfg = config_from_args(&args(&["--data", "/here/cifar"])).unwrap();
         assert!(matches!(
