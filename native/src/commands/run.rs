@@ -426,27 +426,27 @@ mod tests {
         }
     }
 
+    /// The configuration of `curvlab run --config FILE FLAGS…`, FILE holding
+    /// `toml` (in a directory of its own, removed again).
+    fn with_config(name: &str, toml: &str, flags: &[&str]) -> RunConfig {
+        let dir = std::env::temp_dir().join(format!("curvlab-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("run.toml");
+        std::fs::write(&file, toml).unwrap();
+        let mut argv = vec!["--config", file.to_str().unwrap()];
+        argv.extend_from_slice(flags);
+        let cfg = config_from_args(&args(&argv)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        cfg
+    }
+
     /// `--data DIR` on a CIFAR `--config` moves it to DIR and keeps the rest
     /// of its data table (subset sizes, input scale), so a committed run's
     /// configuration reruns on another machine's copy of the data.
     #[test]
     fn data_flag_keeps_a_cifar_configs_table() {
-        let dir = std::env::temp_dir().join(format!("curvlab-data-flag-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let toml = dir.join("run.toml");
-        std::fs::write(
-            &toml,
-            "[data]\nkind = \"cifar\"\ndir = \"/elsewhere\"\ntrain_samples = 500\ntest_samples = 200\ninput_scale = 2.0\n",
-        )
-        .unwrap();
-        let cfg = config_from_args(&args(&[
-            "--config",
-            toml.to_str().unwrap(),
-            "--data",
-            "/here/cifar",
-        ]))
-        .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let toml = "[data]\nkind = \"cifar\"\ndir = \"/elsewhere\"\ntrain_samples = 500\ntest_samples = 200\ninput_scale = 2.0\n";
+        let cfg = with_config("data-flag", toml, &["--data", "/here/cifar"]);
         let data = serde_json::to_value(&cfg.data).unwrap();
         let want = serde_json::json!({"kind": "cifar", "dir": "/here/cifar", "train_samples": 500,
             "test_samples": 200, "input_scale": 2.0, "coarse": false});
@@ -467,19 +467,13 @@ mod tests {
     /// `--steps`.
     #[test]
     fn steps_flag_wins_over_a_configs_epochs() {
-        let dir = std::env::temp_dir().join(format!("curvlab-steps-flag-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let toml = dir.join("run.toml");
-        std::fs::write(&toml, "epochs = 72\n").unwrap();
-        let path = toml.to_str().unwrap();
-        let cfg = config_from_args(&args(&["--config", path, "--steps", "3"])).unwrap();
+        let epochs = "epochs = 72\n";
+        let cfg = with_config("steps-flag", epochs, &["--steps", "3"]);
         assert_eq!((cfg.steps, cfg.epochs), (3, None));
-        let cfg = config_from_args(&args(&["--config", path])).unwrap();
+        let cfg = with_config("steps-flag", epochs, &[]);
         assert_eq!(cfg.epochs, Some(72));
-        let cfg =
-            config_from_args(&args(&["--config", path, "--steps", "3", "--epochs", "2"])).unwrap();
+        let cfg = with_config("steps-flag", epochs, &["--steps", "3", "--epochs", "2"]);
         assert_eq!(cfg.epochs, Some(2));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A validation error names the flag of the setting, as a whole word.
